@@ -1,0 +1,85 @@
+"""Argument helpers shared by the subcommands."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import AezooError, DataError
+
+
+def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: str | None = None) -> None:
+    p.add_argument("--data", required=required, default=default, help="dataset name (see `aezoo datasets`), 'auto', or a path: .npz/.npy, .csv, IDX file or folder, image folder")
+    p.add_argument("--data-dir", help="folder holding the dataset's files (searched before $AEZOO_DATA and ~/.cache/aezoo)")
+    p.add_argument("--binarize", choices=["none", "static", "dynamic"], default=None, help="binarization for Bernoulli decoders")
+    p.add_argument("--limit", type=int, help="use a random subset of N training examples")
+    p.add_argument("--label-column", help="label column (name or index) for CSV data")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="option of a named dataset (e.g. n=2000)")
+
+
+def data_options(args) -> dict:
+    out = {}
+    for kv in args.data_option or []:
+        if "=" not in kv:
+            raise DataError(f"--data-option expects key=value, got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
+def load_data(args, default_binarize: str = "none"):
+    from ..data import load
+
+    label_column = args.label_column
+    if label_column is not None and label_column.lstrip("-").isdigit():
+        label_column = int(label_column)
+    kwargs = dict(data_dir=args.data_dir, binarize=args.binarize or default_binarize, limit=args.limit, label_column=label_column)
+    return load(args.data, **kwargs, **data_options(args))
+
+
+def load_run(run_dir: str, device: str = "auto"):
+    """(model, run metadata) of a finished or interrupted run."""
+    from ..train.checkpoint import load_model, read_json
+    from ..train.trainer import pick_device
+
+    model = load_model(run_dir, pick_device(device))
+    return model, read_json(Path(run_dir) / "config.json")
+
+
+def run_data(args, meta):
+    """The data named by --data, or else the run's own dataset with its preprocessing."""
+    from ..viz.report import data_of_run
+
+    if getattr(args, "data", None):
+        pre = meta.get("data", {}).get("preprocessing", {})
+        args.binarize = args.binarize or pre.get("binarize", "none")
+        if args.limit is None:
+            args.limit = pre.get("limit")
+        return load_data(args)
+    return data_of_run(meta)
+
+
+def save_output(x: torch.Tensor, out: str, cols: int | None = None) -> None:
+    """``.npy`` saves the raw array (N, *input_shape); an image suffix saves a grid."""
+    from ..viz.figures import save_grid
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".npy":
+        np.save(path, x.detach().cpu().numpy())
+    elif path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        try:
+            save_grid(x, path, cols=cols)
+        except ValueError as e:
+            raise AezooError(f"{e}; save as .npy instead") from None
+    else:
+        raise AezooError(f"--out must end in .png or .npy, got {out!r}")
+    print(f"wrote {path}")

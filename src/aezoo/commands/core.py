@@ -1,0 +1,240 @@
+"""The core commands: models, datasets, train, eval, sample, reconstruct, encode, report."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cli import command
+from ..errors import ConfigError, DataError
+from ._common import add_data_args, load_data, load_run, run_data, save_output
+
+
+@command("models", help="list the registered models")
+def models(args):
+    from ..registry import get, list_models
+
+    for name in list_models():
+        doc = (sys.modules[get(name).__module__].__doc__ or "").strip().splitlines()
+        print(f"{name:16s} {doc[0] if doc else ''}")
+
+
+@command("datasets", help="list the named datasets")
+def datasets(args):
+    from ..data import list_datasets
+
+    print("\n".join(list_datasets()))
+
+
+def _setup_train(p):
+    p.add_argument("model", help="model name (see `aezoo models`)")
+    add_data_args(p, default="auto")
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATASET)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--arch", choices=["mlp", "conv"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--amp", action="store_true", help="bf16 mixed precision")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: each epoch)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model config field, type-checked")
+    p.add_argument("--config", help="YAML/JSON file with model fields (and a 'train' section)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-report", action="store_true", help="skip the final evaluation and report")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("train", help="train a model and write a run folder with its report", args=_setup_train)
+def train_cmd(args):
+    from ..config import load_file, parse_overrides
+    from ..registry import create, get
+    from ..train import train
+    from ..train.checkpoint import read_json
+
+    cls = get(args.model)
+    file_cfg = load_file(args.config) if args.config else {}
+    train_file = file_cfg.pop("train", {}) if isinstance(file_cfg.get("train"), dict) else {}
+    model_cfg = {**file_cfg, **parse_overrides(args.set)}
+    if args.latent_dim is not None:
+        model_cfg["latent_dim"] = args.latent_dim
+    if args.arch is not None:
+        model_cfg["arch"] = args.arch
+    default_bin = "dynamic" if getattr(cls.Config, "likelihood", None) == "bernoulli" and False else "none"
+    data = load_data(args, default_binarize=default_bin)
+    if "auto_fallback" in data.preprocessing:
+        print(f"aezoo: {data.preprocessing['auto_fallback']}; using scikit-learn's digits", file=sys.stderr)
+    print(f"aezoo: data {data.name} from {data.source or 'memory'}: {len(data.train)} train, "
+          f"{len(data.val) if data.val else 0} val, {len(data.test) if data.test else 0} test, shape {data.input_shape}", file=sys.stderr)
+    out = Path(args.out or f"runs/{args.model}-{data.name}")
+    opts = {**train_file}
+    for key in ("epochs", "steps", "batch_size", "lr", "seed", "device", "checkpoint_every"):
+        v = getattr(args, key)
+        if v is not None:
+            opts[key] = v
+    if args.steps is not None and args.epochs is None:
+        opts["epochs"] = None
+    if args.amp:
+        opts["amp"] = True
+    if args.compile:
+        opts["compile"] = True
+    opts["progress"] = not args.quiet
+    opts["report"] = not args.no_report
+    if args.resume:
+        meta = read_json(out / "config.json")
+        if meta.get("model") != args.model:
+            raise ConfigError(f"{out} holds a {meta.get('model')!r} run, not {args.model!r}")
+        model_cfg = {**meta["config"], **model_cfg}
+        opts = {**{k: v for k, v in meta.get("train", {}).items() if k not in ("progress", "report")}, **opts}
+    model_cfg.setdefault("input_shape", list(data.input_shape))
+    if getattr(cls, "needs_labels", False) and data.num_classes:
+        model_cfg.setdefault("num_classes", data.num_classes)
+    torch.manual_seed(opts.get("seed", 0))
+    model = create(args.model, **model_cfg)
+    train(model, data, out=out, resume=args.resume, **opts)
+    print(f"run folder: {out}  (report: {out / 'report.html'})")
+    if (out / "eval.json").exists():
+        m = json.loads((out / "eval.json").read_text())
+        print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float)))
+
+
+def _eval_cmd_args(p):
+    p.add_argument("run_dir")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--iw-samples", type=int, default=1000, help="importance samples K for nll_iw (0: skip)")
+    p.add_argument("--corrupt", help="corruption for denoising metrics, e.g. mask:0.5, gaussian:0.3, salt_pepper:0.2")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+
+
+@command("eval", help="evaluate a run on a split; --json prints one JSON object", args=_eval_cmd_args)
+def eval_cmd(args):
+    from ..evaluate import evaluate
+
+    model, meta = load_run(args.run_dir, args.device)
+    data = run_data(args, meta)
+    opts = {"corrupt": args.corrupt} if args.corrupt else {}
+    m = evaluate(model, data, args.split, iw_samples=args.iw_samples, **opts)
+    if args.json:
+        print(json.dumps(m))
+    else:
+        for k, v in m.items():
+            print(f"{k:24s} {v:.6g}" if isinstance(v, float) else f"{k:24s} {v}")
+
+
+def _sample_cmd_args(p):
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=64)
+    p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--like", help="file of inputs (.npy/.npz) whose style to keep (conditional models)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (raw array)")
+
+
+@command("sample", help="draw samples from a generative model's prior", args=_sample_cmd_args)
+def sample_cmd(args):
+    import inspect
+
+    model, _meta = load_run(args.run_dir, args.device)
+    torch.manual_seed(args.seed)
+    kwargs = {}
+    params = inspect.signature(model.sample).parameters
+    if args.temperature != 1.0:
+        if "temperature" not in params:
+            raise ConfigError(f"model {model.name!r} has no sampling temperature")
+        kwargs["temperature"] = args.temperature
+    if args.like:
+        if "like" not in params:
+            raise ConfigError(f"model {model.name!r} cannot keep the style of given inputs (--like)")
+        from ..data.readers import read_array_file
+
+        arr = read_array_file(args.like)
+        x = arr.get("x", arr.get("x_train"))
+        kwargs["like"] = torch.as_tensor(np.asarray(x), dtype=torch.float32).to(model.device)
+    y = None
+    if args.label is not None:
+        if not getattr(model, "needs_labels", False):
+            raise ConfigError(f"model {model.name!r} is not conditional: --label does not apply")
+        y = torch.full((args.n,), args.label, dtype=torch.long, device=model.device)
+    with torch.no_grad():
+        x = model.sample(args.n, y, **kwargs) if y is not None or kwargs else model.sample(args.n)
+    save_output(x, args.out, cols=8)
+
+
+def _reconstruct_cmd_args(p):
+    p.add_argument("run_dir")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("-n", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="FILE.png (inputs above reconstructions) or FILE.npy")
+
+
+@command("reconstruct", help="reconstruct inputs from a dataset", args=_reconstruct_cmd_args)
+def reconstruct_cmd(args):
+    model, meta = load_run(args.run_dir, args.device)
+    data = run_data(args, meta)
+    part = data.split(args.split)
+    if part is None:
+        raise DataError(f"dataset {data.name!r} has no {args.split!r} split")
+    x = part.x[: args.n].to(model.device)
+    y = None if part.y is None else part.y[: args.n].to(model.device)
+    with torch.no_grad():
+        x_hat = model.reconstruct(x, y)
+    if args.out.lower().endswith(".npy"):
+        save_output(x_hat, args.out)
+    else:
+        save_output(torch.cat([x, x_hat.view_as(x)]), args.out, cols=x.shape[0])
+
+
+def _encode_cmd_args(p):
+    p.add_argument("run_dir")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="FILE.npz with arrays z (and y where labelled)")
+
+
+@command("encode", help="encode a dataset to codes (embeddings) in an .npz", args=_encode_cmd_args)
+def encode_cmd(args):
+    from ..evaluate import encode_batched
+
+    model, meta = load_run(args.run_dir, args.device)
+    data = run_data(args, meta)
+    names = ["train", "val", "test"] if args.split == "all" else [args.split]
+    out = {}
+    for name in names:
+        part = data.split(name)
+        if part is None:
+            continue
+        y = None if part.y is None else part.y.to(model.device)
+        z = encode_batched(model, part.x.to(model.device), y)
+        suffix = "" if len(names) == 1 else f"_{name}"
+        out[f"z{suffix}"] = z.cpu().numpy()
+        if part.y is not None:
+            out[f"y{suffix}"] = part.y.numpy()
+    if not args.out.endswith(".npz"):
+        raise ConfigError(f"--out must end in .npz, got {args.out!r}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **out)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v.shape}" for k, v in out.items()))
+
+
+def _report_cmd_args(p):
+    p.add_argument("run_dir")
+
+
+@command("report", help="rebuild a run folder's report.html", args=_report_cmd_args)
+def report_cmd(args):
+    from ..viz.report import build_report
+
+    print(f"wrote {build_report(args.run_dir)}")

@@ -1,0 +1,79 @@
+"""Fast batching for data that fits in memory: the split lives as one tensor on the training device
+and each batch is a slice of a per-epoch permutation, with no per-sample Python.
+
+The permutation of epoch e depends only on (seed, e), so a run resumed mid-epoch sees exactly the
+batches an uninterrupted run would, and every rank of a distributed run draws the same permutation
+and takes its own contiguous share of each global batch.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .core import Split
+
+
+def _fits_on(device: torch.device, nbytes: int) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _total = torch.cuda.mem_get_info(device)
+    return nbytes < 0.5 * free
+
+
+class Batches:
+    """Iterate (x, y) batches of ``split`` for one epoch: ``for x, y in batches.epoch(e, start=k)``."""
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        dynamic_binarization: bool = False,
+        drop_last: bool | None = None,
+    ):
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.binarize = dynamic_binarization
+        # equal shares per rank keep DDP's gradient average equal to the global batch mean
+        self.drop_last = world_size > 1 if drop_last is None else drop_last
+        self.n = len(split)
+        nbytes = split.x.numel() * split.x.element_size()
+        self.on_device = _fits_on(self.device, nbytes)
+        if self.on_device:
+            self.x = split.x.to(self.device)
+            self.y = None if split.y is None else split.y.to(self.device)
+        else:  # stream from pinned host memory with non-blocking copies
+            self.x = split.x.pin_memory()
+            self.y = None if split.y is None else split.y.pin_memory()
+        if self.drop_last and self.n < batch_size:
+            raise ValueError(f"{self.n} examples are fewer than one global batch of {batch_size}")
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=g).to(self.x.device)
+
+    def epoch(self, epoch: int, start: int = 0):
+        """Yield the batches of ``epoch`` from batch index ``start`` on (for resuming mid-epoch)."""
+        perm = self.permutation(epoch)
+        for i in range(start, len(self)):
+            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
+            if self.world_size > 1:
+                idx = idx.tensor_split(self.world_size)[self.rank]
+            x = self.x[idx]
+            y = None if self.y is None else self.y[idx]
+            if not self.on_device:
+                x = x.to(self.device, non_blocking=True)
+                y = None if y is None else y.to(self.device, non_blocking=True)
+            if self.binarize:  # seeded per batch, so resuming mid-epoch draws the same samples
+                g = torch.Generator(device=x.device).manual_seed((self.seed * 7_919 + epoch) * 1_000_003 + i)
+                x = torch.bernoulli(x, generator=g)
+            yield x, y

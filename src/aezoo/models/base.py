@@ -1,0 +1,106 @@
+"""The small base every family member shares: the output contract the trainer reads, the common
+config fields, and the hooks through which a model that trains differently says so.
+
+The contract (what the trainer, evaluation, CLI and contract tests rely on):
+
+- ``forward(x, y=None) -> ModelOutput``: ``loss`` is the scalar to minimise (per example, averaged
+  over the batch), ``terms`` the named scalars to log; ``x_hat`` the reconstruction in data space.
+- ``encode(x, y=None)`` -> the code used as an embedding (deterministic: the posterior mean for
+  variational models), ``decode(z, y=None)`` -> the mean of p(x|z) in data space.
+- ``sample(n, y=None)`` for generative models (``generative = True``).
+- Hooks with defaults here: ``training_step``, ``on_step``, ``eval_metrics``, ``latent_shape``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from ..config import check
+from ..errors import NotSupportedError
+
+
+@dataclass
+class ModelOutput:
+    loss: torch.Tensor  # scalar
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # named scalars for logging
+    x_hat: torch.Tensor | None = None  # (B, *input_shape) reconstruction mean
+    z: torch.Tensor | None = None  # (B, *latent_shape) code
+
+
+@dataclass
+class ModelConfig:
+    """Fields every family member has. Model configs add their own (one field per paper knob)."""
+
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 16
+    arch: Literal["mlp", "conv"] = "mlp"
+    hidden: tuple[int, ...] = (512, 256)  # MLP widths, encoder side; the decoder mirrors them
+    channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side
+    activation: str = "relu"
+
+    def __post_init__(self):
+        check(len(self.input_shape) >= 1 and all(d > 0 for d in self.input_shape), "input_shape", f"must be positive sizes, got {self.input_shape}")
+        check(self.latent_dim >= 1, "latent_dim", f"must be >= 1, got {self.latent_dim}")
+        check(all(h >= 1 for h in self.hidden), "hidden", f"widths must be >= 1, got {self.hidden}")
+        check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "channels", f"must be >= 1, got {self.channels}")
+        if self.arch == "conv":
+            check(len(self.input_shape) == 3, "arch", f"'conv' needs image input (C, H, W), got input_shape {self.input_shape}")
+
+
+class Autoencoder(nn.Module):
+    """Base of every family member. Subclasses set ``Config`` and implement encode/decode/forward."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = ModelConfig
+    generative: ClassVar[bool] = False  # has sample()
+    needs_labels: ClassVar[bool] = False  # forward needs y (conditional models)
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    # --- the contract -----------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, y), y)
+
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotSupportedError(f"model {self.name!r} is not generative: it has no prior to sample from")
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # --- hooks the trainer and evaluation call; defaults fit most models ---------------------------
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
+        """One step's loss. Models that train differently (sequences, two stages) override this."""
+        return self(x, y)
+
+    def on_step(self, step: int, total_steps: int) -> None:
+        """Called before each training step: schedules (k-sparse k, capacity C) read progress here."""
+
+    def on_fit_start(self, x: torch.Tensor) -> None:
+        """Called once before training with a batch of training data (e.g. data-dependent init)."""
+
+    def eval_metrics(self, x: torch.Tensor, y: torch.Tensor | None, **options: Any) -> dict[str, Any]:
+        """Model-specific evaluation on a split (likelihood bounds, codebook usage, ...)."""
+        return {}
+
+    def extra_files(self) -> dict[str, Any]:
+        """JSON-serialisable state beyond tensors that checkpoints must keep (rare; tensors go in buffers)."""
+        return {}

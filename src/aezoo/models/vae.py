@@ -1,0 +1,91 @@
+"""The variational autoencoder.
+
+Kingma & Welling 2014, "Auto-Encoding Variational Bayes", arXiv:1312.6114.
+Objective (the negative ELBO, in nats per example):
+    -L(x) = -E_{q(z|x)}[log p(x|z)] + KL(q(z|x) || N(0, I)),  q = N(mu(x), diag sigma^2(x)),
+with z = mu + sigma * eps (reparameterisation), the KL in closed form (appendix B) and the
+expectation estimated with L Monte Carlo samples. Summed over data dimensions, averaged over the
+batch; the KL carries no hidden batch or dataset weighting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from ..config import check
+from ..nn.distributions import DiagonalGaussian, standard_normal_log_prob
+from ..nn.likelihoods import make_likelihood
+from ..nn.nets import make_decoder, make_encoder
+from ..registry import register
+from .base import Autoencoder, ModelConfig, ModelOutput
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    sigma: float = 1.0  # Gaussian decoder's standard deviation (its initial value if learned)
+    learn_sigma: bool = False
+    mc_samples: int = 1  # L in the paper
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.sigma > 0, "sigma", f"must be > 0, got {self.sigma}")
+        check(self.mc_samples >= 1, "mc_samples", f"must be >= 1, got {self.mc_samples}")
+
+
+@register("vae")
+class VAE(Autoencoder):
+    Config = VAEConfig
+    generative = True
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        c = config
+        self.encoder = make_encoder(c.arch, c.input_shape, 2 * c.latent_dim, c.hidden, c.channels, c.activation)
+        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.likelihood = make_likelihood(c.likelihood, c.sigma, c.learn_sigma)
+
+    # --- the latent-variable interface shared with evaluation (ELBO, IWAE bound) ----------------
+    def posterior(self, x, y=None) -> DiagonalGaussian:
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)  # (B, D) each
+        return DiagonalGaussian(mu, logvar)
+
+    def log_likelihood(self, z, x, y=None) -> torch.Tensor:
+        """log p(x|z) for z of shape (K, B, D) -> (K, B)."""
+        k, b = z.shape[:2]
+        params = self.decoder(z.reshape(k * b, -1)).view(k, b, *x.shape[1:])
+        return self.likelihood.log_prob(params, x, batch_dims=2)
+
+    def prior_log_prob(self, z) -> torch.Tensor:
+        return standard_normal_log_prob(z, batch_dims=z.dim() - 1)
+
+    # --- the model contract ------------------------------------------------------------------
+    def encode(self, x, y=None):
+        return self.posterior(x).mu
+
+    def decode(self, z, y=None):
+        return self.likelihood.mean(self.decoder(z))
+
+    def sample(self, n, y=None):
+        z = torch.randn(n, self.config.latent_dim, device=self.device)
+        return self.decode(z)
+
+    def elbo_terms(self, x, y=None) -> tuple[torch.Tensor, torch.Tensor, DiagonalGaussian, torch.Tensor]:
+        """Per-example reconstruction NLL and KL, the posterior, and one z sample (B, D)."""
+        q = self.posterior(x, y)
+        z = q.rsample(self.config.mc_samples)  # (L, B, D)
+        recon = -self.log_likelihood(z, x, y).mean(0)  # (B,)
+        return recon, q.kl(), q, z[0]
+
+    def forward(self, x, y=None) -> ModelOutput:
+        recon, kl, q, z = self.elbo_terms(x, y)
+        recon, kl = recon.mean(), kl.mean()
+        loss = recon + kl
+        return ModelOutput(loss=loss, terms={"recon": recon, "kl": kl, "neg_elbo": loss}, z=z)
+
+    def eval_metrics(self, x, y=None, **options: Any) -> dict[str, Any]:
+        from ..evaluate.likelihood import gaussian_latent_metrics
+
+        return gaussian_latent_metrics(self, x, y, **options)
