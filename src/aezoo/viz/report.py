@@ -11,8 +11,21 @@ from typing import Any
 from .figures import FIGURES
 
 
+def _discover() -> None:
+    """Import every module of aezoo.viz so their @figure functions register."""
+    import importlib
+    import pkgutil
+
+    from .. import viz
+
+    for info in pkgutil.iter_modules(viz.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{viz.__name__}.{info.name}")
+
+
 def render_figures(run_dir: Path, model, data) -> list[tuple[str, Path, str]]:
     """Write every applicable figure into ``run_dir/figures``; returns (name, path, caption)."""
+    _discover()
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     out = []
