@@ -97,6 +97,10 @@ class Autoencoder(nn.Module):
     def on_fit_start(self, x: torch.Tensor) -> None:
         """Called once before training with a batch of training data (e.g. data-dependent init)."""
 
+    def on_fit_end(self, x: torch.Tensor) -> None:
+        """Called once after training with the training inputs (e.g. fitting an ex-post density to the
+        codes, Ghosh et al. 2019); state it sets must live in buffers so the saved model keeps it."""
+
     def eval_metrics(self, x: torch.Tensor, y: torch.Tensor | None, **options: Any) -> dict[str, Any]:
         """Model-specific evaluation on a split (likelihood bounds, codebook usage, ...)."""
         return {}

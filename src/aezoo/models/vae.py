@@ -6,6 +6,9 @@ Objective (the negative ELBO, in nats per example):
 with z = mu + sigma * eps (reparameterisation), the KL in closed form (appendix B) and the
 expectation estimated with L Monte Carlo samples. Summed over data dimensions, averaged over the
 batch; the KL carries no hidden batch or dataset weighting.
+Option ``iw_samples=K``: train on the importance-weighted bound instead, Burda, Grosse &
+Salakhutdinov 2016, "Importance Weighted Autoencoders", arXiv:1509.00519:
+    L_K(x) = E_{z_1..K ~ q} log (1/K) sum_k p(x, z_k) / q(z_k|x)   (L_1 is the ELBO).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from typing import Any, Literal
 import torch
 
 from ..config import check
-from ..nn.distributions import DiagonalGaussian, standard_normal_log_prob
+from ..nn.distributions import DiagonalGaussian, log_mean_exp, standard_normal_log_prob
 from ..nn.likelihoods import make_likelihood
 from ..nn.nets import make_decoder, make_encoder
 from ..registry import register
@@ -28,11 +31,13 @@ class VAEConfig(ModelConfig):
     sigma: float = 1.0  # Gaussian decoder's standard deviation (its initial value if learned)
     learn_sigma: bool = False
     mc_samples: int = 1  # L in the paper
+    iw_samples: int = 1  # K > 1 trains on the importance-weighted bound (Burda et al. 2016) instead
 
     def __post_init__(self):
         super().__post_init__()
         check(self.sigma > 0, "sigma", f"must be > 0, got {self.sigma}")
         check(self.mc_samples >= 1, "mc_samples", f"must be >= 1, got {self.mc_samples}")
+        check(self.iw_samples >= 1, "iw_samples", f"must be >= 1, got {self.iw_samples}")
 
 
 @register("vae")
@@ -79,7 +84,18 @@ class VAE(Autoencoder):
         recon = -self.log_likelihood(z, x, y).mean(0)  # (B,)
         return recon, q.kl(), q, z[0]
 
+    def iw_terms(self, x, y=None, k: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For K samples z_k ~ q(z|x): log p(x|z_k) and log p(z_k) - log q(z_k|x), each (K, B), with
+        gradients; their sum is the log importance weight log w_k of Burda et al. 2016, eq. 8."""
+        q = self.posterior(x, y)
+        z = q.rsample(k)  # (K, B, D)
+        return self.log_likelihood(z, x, y), self.prior_log_prob(z) - q.log_prob(z), z
+
     def forward(self, x, y=None) -> ModelOutput:
+        if self.config.iw_samples > 1:
+            log_px_z, log_ratio, z = self.iw_terms(x, y, self.config.iw_samples)
+            loss = -log_mean_exp(log_px_z + log_ratio, 0).mean()  # -L_K, the IWAE bound
+            return ModelOutput(loss=loss, terms={"neg_iw_bound": loss}, z=z[0])
         recon, kl, q, z = self.elbo_terms(x, y)
         recon, kl = recon.mean(), kl.mean()
         loss = recon + kl

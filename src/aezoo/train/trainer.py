@@ -231,6 +231,7 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
     finally:
         bar.close()
     model.eval()
+    model.on_fit_end(data.train.x)
     if run is not None and ctx.is_main:
         ckpt.save_model(run, model, meta)
         if cfg.report:
