@@ -1,0 +1,102 @@
+"""The contractive autoencoder.
+
+Rifai, Vincent, Muller, Glorot & Bengio 2011, "Contractive auto-encoders: explicit invariance during
+feature extraction", ICML. Objective: L(x, g(h)) + lambda * ||J_f(x)||_F^2 with h = f(x) = s(W x + b),
+sigmoid code units. For that one-layer encoder the penalty has the closed form (the paper's eq. 5)
+    ||J_f(x)||_F^2 = sum_j (h_j (1 - h_j))^2 sum_i W_ji^2.
+For deeper encoders ``jacobian`` selects the exact Jacobian (torch.func jacrev under vmap) or
+Hutchinson's unbiased estimate E_u ||J^T u||^2, u ~ N(0, I) in code space (one vector-Jacobian
+product per sample).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..config import check
+from ..nn.nets import make_decoder, make_encoder
+from ..registry import register
+from .ae import output_mean, reconstruction_loss
+from .base import Autoencoder, ModelConfig, ModelOutput
+
+
+def exact_jacobian_fro2(f, x: torch.Tensor) -> torch.Tensor:
+    """(B,) ||J_f(x_b)||_F^2 for a batched map f: (B, *in) -> (B, D), through torch.func (exact)."""
+    from torch.func import jacfwd, jacrev, vmap
+
+    def single(xi):
+        return f(xi.unsqueeze(0)).squeeze(0)  # (D,)
+
+    d_out = f(x[:1]).shape[-1]
+    jac = jacrev if d_out <= x[0].numel() else jacfwd  # fewer passes: one per output or per input
+    return vmap(jac(single))(x).pow(2).flatten(1).sum(1)
+
+
+def hutchinson_jacobian_fro2(f, x: torch.Tensor, samples: int = 1) -> torch.Tensor:
+    """(B,) unbiased estimate of ||J_f(x_b)||_F^2 = E_u ||J^T u||^2, differentiable in f's parameters."""
+    x = x.detach().requires_grad_(True)
+    h = f(x)
+    total = torch.zeros(x.shape[0], device=x.device, dtype=h.dtype)
+    for _ in range(samples):
+        u = torch.randn_like(h)
+        (jt_u,) = torch.autograd.grad(h, x, u, create_graph=True, retain_graph=True)  # (B, *in)
+        total = total + jt_u.pow(2).flatten(1).sum(1)
+    return total / samples
+
+
+@dataclass
+class ContractiveAEConfig(ModelConfig):
+    loss: Literal["mse", "bce"] = "mse"
+    lam: float = 0.1  # lambda, weight of ||J_f(x)||_F^2
+    jacobian: Literal["auto", "closed_form", "exact", "hutchinson"] = "auto"  # auto: closed form when it applies, else exact
+    hutchinson_samples: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.lam >= 0, "lam", f"must be >= 0, got {self.lam}")
+        check(self.hutchinson_samples >= 1, "hutchinson_samples", f"must be >= 1, got {self.hutchinson_samples}")
+        one_layer = self.arch == "mlp" and len(self.hidden) == 0
+        check(self.jacobian != "closed_form" or one_layer, "jacobian", "'closed_form' needs the one-layer sigmoid encoder (arch=mlp, hidden=()); use exact or hutchinson")
+
+
+@register("contractive_ae")
+class ContractiveAE(Autoencoder):
+    Config = ContractiveAEConfig
+
+    def __init__(self, config: ContractiveAEConfig):
+        super().__init__(config)
+        c = config
+        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        one_layer = c.arch == "mlp" and len(c.hidden) == 0
+        self.jacobian_method = ("closed_form" if one_layer else "exact") if c.jacobian == "auto" else c.jacobian
+
+    def encode(self, x, y=None):
+        return torch.sigmoid(self.encoder(x))  # (B, D)
+
+    def decode(self, z, y=None):
+        return output_mean(self.config.loss, self.decoder(z))
+
+    def jacobian_fro2(self, x: torch.Tensor, h: torch.Tensor | None = None, method: str | None = None) -> torch.Tensor:
+        """(B,) ||J_f(x)||_F^2 by ``method`` (default: the configured one)."""
+        method = method or self.jacobian_method
+        if method == "closed_form":
+            h = self.encode(x) if h is None else h
+            linear: nn.Linear = self.encoder.net[0]
+            return (h * (1 - h)).pow(2) @ linear.weight.pow(2).sum(1)  # (B, D) @ (D,) -> (B,)
+        if method == "hutchinson":
+            with torch.enable_grad():
+                out = hutchinson_jacobian_fro2(self.encode, x, self.config.hutchinson_samples)
+            return out if torch.is_grad_enabled() else out.detach()
+        return exact_jacobian_fro2(self.encode, x)
+
+    def forward(self, x, y=None) -> ModelOutput:
+        h = self.encode(x)
+        out = self.decoder(h)
+        recon = reconstruction_loss(self.config.loss, out, x).mean()
+        jac = self.jacobian_fro2(x, h).mean()
+        terms = {"recon": recon, "jacobian_fro2": jac}
+        return ModelOutput(loss=recon + self.config.lam * jac, terms=terms, x_hat=output_mean(self.config.loss, out), z=h)

@@ -1,0 +1,95 @@
+"""The linear autoencoder and its link to PCA.
+
+Baldi & Hornik 1989, "Neural networks and principal component analysis: learning from examples
+without local minima", Neural Networks 2(1). Objective: min_{W_e, W_d} E_x ||x - W_d W_e x||^2 with
+no nonlinearity anywhere; every local minimum is global and the decoder's column space is the span
+of the top-k principal components of the (centred) data, so the reconstruction error equals PCA's.
+
+The encoder and decoder are the shared nets with the identity activation: with ``hidden=()`` one
+linear map each way; with hidden widths, a deep linear network (still linear, same optimum).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import check
+from ..nn.nets import make_decoder, make_encoder, unit_responses
+from ..registry import register
+from .ae import reconstruction_loss
+from .base import Autoencoder, ModelConfig, ModelOutput
+
+
+def pca_basis(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (d,) and an orthonormal basis (d, k) of the top-k principal subspace of x (N, d)."""
+    x = x.flatten(1).double()
+    mean = x.mean(0)
+    _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    return mean, vh[:k].T
+
+
+def principal_angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Principal angles (degrees, ascending) between the column spaces of a (d, k) and b (d, m)."""
+    qa, _ = torch.linalg.qr(a.double())
+    qb, _ = torch.linalg.qr(b.double())
+    cos = torch.linalg.svdvals(qa.T @ qb).clamp(-1, 1)
+    return torch.rad2deg(torch.arccos(cos)).flip(0)
+
+
+def pca_reconstruction_mse(x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> float:
+    """Mean squared error per dimension of projecting x onto mean + span(basis)."""
+    xc = x.flatten(1).double() - mean
+    return float((xc - xc @ basis @ basis.T).pow(2).mean())
+
+
+@dataclass
+class LinearAEConfig(ModelConfig):
+    hidden: tuple[int, ...] = ()  # () = one linear map each way, as in Baldi & Hornik
+    activation: str = "identity"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.activation == "identity", "activation", f"linear_ae has no nonlinearity; must be 'identity', got {self.activation!r}")
+        check(self.latent_dim <= math.prod(self.input_shape), "latent_dim", f"must be <= the input size {math.prod(self.input_shape)} for a PCA subspace, got {self.latent_dim}")
+
+
+@register("linear_ae")
+class LinearAE(Autoencoder):
+    Config = LinearAEConfig
+
+    def __init__(self, config: LinearAEConfig):
+        super().__init__(config)
+        c = config
+        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, "identity")
+        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, "identity")
+
+    def encode(self, x, y=None):
+        return self.encoder(x)  # (B, k)
+
+    def decode(self, z, y=None):
+        return self.decoder(z)  # (B, *input_shape)
+
+    def forward(self, x, y=None) -> ModelOutput:
+        z = self.encoder(x)
+        x_hat = self.decoder(z)
+        recon = reconstruction_loss("mse", x_hat, x).mean()
+        return ModelOutput(loss=recon, terms={"recon": recon}, x_hat=x_hat, z=z)
+
+    @torch.no_grad()
+    def decoder_matrix(self) -> torch.Tensor:
+        """(d, k): the linear part of the (affine) decoder, whose columns span the learned subspace."""
+        return unit_responses(self.decoder, self.config.latent_dim).flatten(1).T
+
+    @torch.no_grad()
+    def pca_subspace_metrics(self, x_train: torch.Tensor, x: torch.Tensor) -> dict[str, Any]:
+        """Baldi & Hornik's claim, measured: the largest principal angle between the decoder's column
+        space and the top-k PCA subspace of ``x_train``, and the MSE on ``x`` divided by PCA's."""
+        mean, basis = pca_basis(x_train.cpu(), self.config.latent_dim)
+        angle = principal_angles_deg(self.decoder_matrix().cpu(), basis).max()
+        x_hat = torch.cat([self.reconstruct(x[i : i + 1024]) for i in range(0, x.shape[0], 1024)])
+        mse = float((x_hat - x).double().pow(2).mean())
+        pca_mse = pca_reconstruction_mse(x.cpu(), mean, basis)
+        return {"pca_angle_max_deg": float(angle), "pca_mse_ratio": mse / pca_mse if pca_mse > 0 else float("nan")}
