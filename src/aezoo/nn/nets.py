@@ -131,3 +131,12 @@ def make_decoder(arch: str, output_shape, in_dim: int, hidden: Sequence[int], ch
     if arch == "conv":
         return ConvDecoder(output_shape, in_dim, channels, act)
     return MLPDecoder(output_shape, in_dim, tuple(hidden)[::-1], act)
+
+
+def unit_responses(decoder: nn.Module, n_units: int) -> torch.Tensor:
+    """decoder(e_j) - decoder(0) for each unit vector e_j: (n_units, *output_shape), in the decoder's
+    pre-output space. For a one-layer decoder these are exactly the columns of its weight matrix, the
+    "filters" drawn by Makhzani & Frey 2013 and Ng's sparse autoencoder notes."""
+    p = next(decoder.parameters())
+    eye = torch.eye(n_units, device=p.device, dtype=p.dtype)
+    return decoder(eye) - decoder(torch.zeros_like(eye[:1]))
