@@ -101,13 +101,14 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return dict(model.state_dict())
 
 
-def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None) -> None:
-    """Write ``model.safetensors`` and ``config.json`` (merging ``extra`` into the JSON)."""
+def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, weights: str = "model.safetensors", config: str = "config.json") -> None:
+    """Write ``model.safetensors`` and ``config.json`` (merging ``extra`` into the JSON). Other file
+    names keep a second module of the run (e.g. a prior trained afterwards) beside the model."""
     from ..config import to_dict
 
     run_dir = Path(run_dir)
-    save_tensors(run_dir / "model.safetensors", model_state(model), {"format": FORMAT, "model": model.name})
-    cfg_path = run_dir / "config.json"
+    save_tensors(run_dir / weights, model_state(model), {"format": FORMAT, "model": model.name})
+    cfg_path = run_dir / config
     meta = read_json(cfg_path) if cfg_path.exists() else {}
     meta.update({"format": FORMAT, "model": model.name, "config": to_dict(model.config)})
     meta.update(extra or {})
@@ -133,7 +134,11 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu", weights:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    on_load = getattr(model, "on_load", None)  # a model with companion files in the run folder loads them
+    if on_load is not None:
+        on_load(run_dir)
+    return model
 
 
 # --- resumable training checkpoints ------------------------------------------------------------
@@ -161,8 +166,9 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
 
 
-def save_checkpoint(run_dir: str | Path, model, optimizer, progress: dict[str, Any], extra_modules: dict[str, torch.nn.Module] | None = None) -> None:
+def save_checkpoint(run_dir: str | Path, model, optimizer, progress: dict[str, Any], extra_modules: dict[str, torch.nn.Module] | None = None, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
     tensors = {f"model.{k}": v for k, v in model_state(model).items()}
+    tensors.update(extra_tensors or {})  # e.g. every rank's RNG state in a distributed run
     opt_t, opt_info = optimizer_tensors(optimizer)
     tensors.update(opt_t)
     tensors["rng.torch"] = torch.get_rng_state()

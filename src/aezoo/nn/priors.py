@@ -1,0 +1,251 @@
+"""Autoregressive priors over grids of discrete codes: the second training stage of VQ-VAE and VQ-VAE-2.
+
+van den Oord et al. 2017 (arXiv:1711.00937) fit a PixelCNN over the code grid; Razavi, van den Oord &
+Vinyals 2019, "Generating Diverse High-Fidelity Images with VQ-VAE-2" (arXiv:1906.00446), a
+PixelSNAIL-like top prior and a bottom prior conditioned on the top codes. Here each grid gets a
+causal transformer over its raster-flattened cells (Vaswani et al. 2017, arXiv:1706.03762), which
+has the same factorisation with attention over the whole past:
+
+    log p(c) = sum_g sum_i log p(c_g,i | c_g,<i, c_<g),
+
+grids ordered coarsest first (top, then bottom); grid g sees the previous grid's codes, resampled
+to its own size, as a per-cell conditioning embedding.
+
+``CodePrior`` obeys the model contract the trainer needs (``forward(x) -> ModelOutput``, ``config``,
+``name``), so ``aezoo.train`` fits it on code grids flattened and concatenated into ``x`` (B, L).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import build, check
+from .quantizer import perplexity
+
+PRIOR_WEIGHTS, PRIOR_CONFIG = "prior.safetensors", "prior.json"
+
+
+@dataclass
+class CodePriorConfig:
+    heights: tuple[int, ...] = (7,)  # grid g has heights[g] x widths[g] cells, coarsest first
+    widths: tuple[int, ...] = (7,)
+    num_codes: tuple[int, ...] = (512,)  # K of each grid
+    width: int = 128  # transformer width
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        g = len(self.num_codes)
+        check(g >= 1 and len(self.heights) == g and len(self.widths) == g, "heights", f"heights, widths and num_codes need one entry per grid, got {self.heights}, {self.widths}, {self.num_codes}")
+        check(all(k >= 2 for k in self.num_codes), "num_codes", f"must be >= 2, got {self.num_codes}")
+        check(all(h >= 1 for h in self.heights + self.widths), "heights", "grid sizes must be >= 1")
+        check(self.width >= 1 and self.width % self.heads == 0, "width", f"must be a multiple of heads ({self.heads}), got {self.width}")
+        check(self.layers >= 1, "layers", f"must be >= 1, got {self.layers}")
+        check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
+
+    @property
+    def lengths(self) -> list[int]:
+        return [h * w for h, w in zip(self.heights, self.widths)]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:  # what the trainer checks the data against
+        return (sum(self.lengths),)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with causal self-attention."""
+
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, t, c = h.shape
+        q, k, v = self.qkv(self.ln1(h)).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs) each
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        h = h + self.proj(a.transpose(1, 2).reshape(b, t, c))
+        return h + self.mlp(self.ln2(h))
+
+
+class GridPrior(nn.Module):
+    """p(c | cond) for one grid of L = h*w cells: logits for cell i read cells < i and all of cond."""
+
+    def __init__(self, num_codes: int, h: int, w: int, cfg: CodePriorConfig, cond: tuple[int, int, int] | None):
+        super().__init__()
+        self.num_codes, self.h, self.w = num_codes, h, w
+        self.tok = nn.Embedding(num_codes + 1, cfg.width)  # index K is the start token
+        self.pos = nn.Parameter(torch.zeros(h * w, cfg.width))
+        nn.init.normal_(self.pos, std=0.02)
+        self.cond_shape = cond  # (K_cond, h_cond, w_cond) of the grid this one is conditioned on
+        self.cond = nn.Embedding(cond[0], cfg.width) if cond else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
+        self.ln = nn.LayerNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, num_codes)
+
+    def condition(self, cond: torch.Tensor) -> torch.Tensor:
+        """(B, L_cond) codes -> (B, L, width): embedded, resampled (nearest) to this grid's size."""
+        _, hc, wc = self.cond_shape
+        e = self.cond(cond).view(-1, hc, wc, self.cond.embedding_dim).permute(0, 3, 1, 2)
+        e = F.interpolate(e, size=(self.h, self.w), mode="nearest")
+        return e.flatten(2).transpose(1, 2)
+
+    def logits(self, c: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) codes of the first T cells (T <= L) -> (B, T, K): logits of cells 0..T-1, where
+        the logits of cell i depend on c[:, :i] only."""
+        b, t = c.shape
+        start = torch.full((b, 1), self.num_codes, dtype=torch.long, device=c.device)
+        inp = torch.cat([start, c[:, :-1]], 1) if t > 0 else start[:, :0]  # shift right by one
+        h = self.tok(inp) + self.pos[:t]
+        if self.cond is not None:
+            h = h + self.condition(cond)[:, :t]
+        h = self.drop(h)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(self.ln(h))
+
+    def nll(self, c: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) -> (B,) negative log-likelihood in nats."""
+        lg = self.logits(c, cond)
+        return F.cross_entropy(lg.transpose(1, 2), c, reduction="none").sum(1)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, cond: torch.Tensor | None = None) -> torch.Tensor:
+        c = torch.zeros(n, 0, dtype=torch.long, device=self.pos.device)
+        for i in range(self.h * self.w):
+            probe = torch.cat([c, c.new_zeros(n, 1)], 1)  # cell i's logits do not read cell i
+            lg = self.logits(probe, cond)[:, -1] / max(temperature, 1e-6)
+            c = torch.cat([c, torch.multinomial(F.softmax(lg.float(), -1), 1)], 1)
+        return c  # (n, L)
+
+
+class CodePrior(nn.Module):
+    """A stack of grid priors, coarsest first, each conditioned on the one before."""
+
+    name: ClassVar[str] = "code_prior"
+    needs_labels: ClassVar[bool] = False
+
+    def __init__(self, config: CodePriorConfig):
+        super().__init__()
+        self.config = c = config
+        self.grids = nn.ModuleList()
+        for g, (k, h, w) in enumerate(zip(c.num_codes, c.heights, c.widths)):
+            cond = (c.num_codes[g - 1], c.heights[g - 1], c.widths[g - 1]) if g else None
+            self.grids.append(GridPrior(k, h, w, c, cond))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(x.long().split(self.config.lengths, dim=1))
+
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L_total) concatenated codes -> (B,) negative log-likelihood in nats."""
+        parts = self.split(x)
+        return sum(p.nll(c, parts[g - 1] if g else None) for g, (p, c) in enumerate(zip(self.grids, parts)))
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0) -> list[torch.Tensor]:
+        """Codes of every grid, coarsest first: a list of (n, h_g, w_g) index tensors."""
+        out: list[torch.Tensor] = []
+        for g, p in enumerate(self.grids):
+            c = p.sample(n, temperature, out[g - 1].flatten(1) if g else None)
+            out.append(c.view(n, p.h, p.w))
+        return out
+
+    # --- what the trainer needs (the model contract) ----------------------------------------------
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        from ..models.base import ModelOutput
+
+        nll = self.nll(x).mean()
+        bits = nll / (math.log(2) * x.shape[1])
+        return ModelOutput(loss=nll, terms={"nll": nll, "bits_per_code": bits})
+
+    def training_step(self, x, y=None):
+        return self(x, y)
+
+    def on_step(self, step: int, total_steps: int) -> None:
+        pass
+
+    def on_fit_start(self, x: torch.Tensor) -> None:
+        pass
+
+
+def save_prior(run_dir: str | Path, prior: CodePrior, extra: dict[str, Any] | None = None) -> None:
+    from ..train.checkpoint import save_model
+
+    save_model(run_dir, prior, extra, weights=PRIOR_WEIGHTS, config=PRIOR_CONFIG)
+
+
+def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodePrior | None:
+    """The prior saved in ``run_dir``, or None when none has been trained."""
+    from ..errors import CheckpointError
+    from ..train.checkpoint import load_tensors, read_json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / PRIOR_CONFIG).exists():
+        return None
+    meta = read_json(run_dir / PRIOR_CONFIG)
+    prior = CodePrior(build(CodePriorConfig, meta["config"]))
+    tensors, _ = load_tensors(run_dir / PRIOR_WEIGHTS)
+    missing, unexpected = prior.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{run_dir / PRIOR_WEIGHTS}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return prior.to(device).eval()
+
+
+# --- what VQ-VAE and VQ-VAE-2 share: the second stage, attached to the first ---------------------
+# A model with discrete codes exposes ``quantizers`` and ``grid_names`` (coarsest first),
+# ``code_grids(x) -> [(B, h, w) indices]`` and ``decode_codes(grids) -> x_hat``.
+def attach_prior(model: nn.Module, prior: CodePrior | None) -> None:
+    """Keep ``prior`` beside ``model`` but outside its module tree: it is trained and saved on its
+    own (prior.safetensors), so model.safetensors stays the first stage's weights."""
+    model.__dict__["prior"] = prior
+
+
+def sample_from_prior(model, n: int, temperature: float = 1.0) -> torch.Tensor:
+    """Draw code grids from the model's prior (top first, then bottom) and decode them."""
+    from ..errors import NotSupportedError
+
+    prior = getattr(model, "prior", None)
+    if prior is None:
+        raise NotSupportedError(f"model {model.name!r} samples through a prior over its codes and none is trained: run `aezoo train-prior RUN_DIR` first")
+    if temperature <= 0:
+        raise NotSupportedError(f"temperature must be > 0, got {temperature}")
+    prior.to(model.device).eval()
+    return model.decode_codes(prior.sample(n, temperature))
+
+
+@torch.no_grad()
+def code_metrics(model, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+    """Codebook usage over ``x`` per grid (``perplexity``, ``dead_codes``: the fraction of codes no
+    input uses; suffixed ``_top``/``_bottom``... when there are several grids), the code's size
+    ``bits_per_input`` = cells x log2 K, and with a trained prior ``prior_nll_bits``, its negative
+    log-likelihood of the codes in bits per input."""
+    grids = [torch.cat(parts) for parts in zip(*(model.code_grids(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)))]
+    out: dict[str, float] = {}
+    names = model.grid_names
+    for name, q, c in zip(names, model.quantizers, grids):
+        counts = torch.bincount(c.flatten(), minlength=q.num_codes)
+        suffix = f"_{name}" if len(names) > 1 else ""
+        out[f"perplexity{suffix}"] = float(perplexity(counts))
+        out[f"dead_codes{suffix}"] = float((counts == 0).float().mean())
+    out["bits_per_input"] = float(sum(c[0].numel() * q.bits() for q, c in zip(model.quantizers, grids)))
+    prior = getattr(model, "prior", None)
+    if prior is not None:
+        prior.to(model.device).eval()
+        flat = torch.cat([c.flatten(1) for c in grids], 1)
+        nll = torch.cat([prior.nll(flat[i : i + batch_size]) for i in range(0, flat.shape[0], batch_size)])
+        out["prior_nll_bits"] = float(nll.mean() / math.log(2))
+    return out
