@@ -57,6 +57,8 @@ class Autoencoder(nn.Module):
     Config: ClassVar[type] = ModelConfig
     generative: ClassVar[bool] = False  # has sample()
     needs_labels: ClassVar[bool] = False  # forward needs y (conditional models)
+    # a tiny config for the contract tests and docs: overridden by models with other inputs
+    tiny: ClassVar[dict[str, Any]] = {"input_shape": (1, 8, 8), "latent_dim": 4, "hidden": (16,), "channels": (4, 8)}
 
     def __init__(self, config):
         super().__init__()
