@@ -57,8 +57,9 @@ def image_grid(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.nda
     return grid
 
 
-def save_grid(x: torch.Tensor, path: str | Path, cols: int | None = None, scale: int = 2) -> Path:
-    """Save a batch of images as a PNG grid (upscaled ``scale`` times with nearest neighbour)."""
+def save_grid(x: torch.Tensor, path: str | Path, cols: int | None = None, scale: int | None = None) -> Path:
+    """Save a batch of images as a PNG grid, upscaled ``scale`` times with nearest neighbour
+    (default: twice for 28x28 images, about 56 px per image for smaller ones)."""
     from PIL import Image
 
     imgs = as_images(x)
@@ -71,11 +72,61 @@ def save_grid(x: torch.Tensor, path: str | Path, cols: int | None = None, scale:
     if grid.shape[-1] == 1:
         grid = grid[..., 0]
     img = Image.fromarray(grid)
+    scale = scale or max(2, round(56 / imgs.shape[1]))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
     img.save(path)
     return path
+
+
+def labelled_grid_size(rows: int, cols: int, h: int, w: int, title: bool = True, row_labels: bool = True) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG that ``save_labelled_grid`` writes for this layout."""
+    scale = _cell_scale(h)
+    width = (cols * (w + 1) + 1) * scale + (_LEFT if row_labels else _RIGHT) + _RIGHT
+    height = (rows * (h + 1) + 1) * scale + _BOTTOM + (_TOP if title else _RIGHT)
+    return width, height
+
+
+_LEFT, _RIGHT, _TOP, _BOTTOM, _DPI = 110, 20, 40, 50, 100  # margins for labels, pixels
+
+
+def _cell_scale(h: int) -> int:
+    return max(1, round(48 / h))  # every cell about 48 px tall, whatever the image size
+
+
+def save_labelled_grid(images: np.ndarray, rows: int, cols: int, path: str | Path, *, row_labels=None, col_labels=None,
+                       title: str | None = None, xlabel: str | None = None, ylabel: str | None = None) -> Path:
+    """(rows*cols, H, W, C) uint8 -> a PNG mosaic with tick labels per row and column, a title and
+    axis labels, at a size fixed by the layout (``labelled_grid_size``)."""
+    plt = _mpl()
+    n, h, w, c = images.shape
+    grid = image_grid(images, rows, cols)
+    labelled = row_labels is not None or ylabel is not None
+    width, height = labelled_grid_size(rows, cols, h, w, title is not None, labelled)
+    fig = plt.figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI)
+    top, left = (_TOP if title is not None else _RIGHT), (_LEFT if labelled else _RIGHT)
+    ax = fig.add_axes((left / width, _BOTTOM / height, 1 - (left + _RIGHT) / width, 1 - (_BOTTOM + top) / height))
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    centre = lambda k, size: 1 + k * (size + 1) + (size - 1) / 2  # noqa: E731
+    ax.set_xticks([centre(k, w) for k in range(cols)] if col_labels is not None else [])
+    ax.set_yticks([centre(k, h) for k in range(rows)] if row_labels is not None else [])
+    if col_labels is not None:
+        ax.set_xticklabels(col_labels, fontsize=8, rotation=0 if max(map(len, map(str, col_labels))) <= 6 else 30)
+    if row_labels is not None:
+        ax.set_yticklabels(row_labels, fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return Path(path)
 
 
 def _test_batch(data, n: int, device):
@@ -124,8 +175,8 @@ def reconstructions(model, data, run_dir, out_path, n: int = 16):
 @figure("samples", order=30)
 @torch.no_grad()
 def samples(model, data, run_dir, out_path, n: int = 64):
-    if not model.generative or as_images(data.train.x[:1]) is None:
-        return None
+    if not model.generative or model.needs_labels or as_images(data.train.x[:1]) is None:
+        return None  # conditional models get a class x sample grid (viz/latent.py)
     try:
         with torch.random.fork_rng():
             torch.manual_seed(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,47 @@ def _discover() -> None:
             importlib.import_module(f"{viz.__name__}.{info.name}")
 
 
-def render_figures(run_dir: Path, model, data) -> list[tuple[str, Path, str]]:
-    """Write every applicable figure into ``run_dir/figures``; returns (name, path, caption)."""
+def render_figures(run_dir: Path, model, data, fig_dir: Path | None = None, strict: bool = False) -> list[tuple[str, Path, str]]:
+    """Write every applicable figure into ``fig_dir`` (default ``run_dir/figures``); returns
+    (name, path, caption), where a figure that failed has caption ``FAILED: <error>``. ``strict``
+    re-raises instead (the tests), so that a run's report never dies at the end of training on one figure."""
     _discover()
-    fig_dir = run_dir / "figures"
+    fig_dir = fig_dir or run_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     out = []
-    for name, fn in sorted(FIGURES.items(), key=lambda kv: (getattr(kv[1], "order", 50), kv[0])):
-        path = fig_dir / f"{name}.png"
-        caption = fn(model, data, run_dir, path)
-        if caption:
-            out.append((name, path, caption))
+    was_training = model.training
+    model.eval()
+    try:
+        for name, fn in sorted(FIGURES.items(), key=lambda kv: (getattr(kv[1], "order", 50), kv[0])):
+            path = fig_dir / f"{name}.png"
+            try:
+                caption = fn(model, data, run_dir, path)
+            except Exception as e:  # noqa: BLE001 - reported on the page and as a warning
+                if strict:
+                    raise
+                warnings.warn(f"figure {name!r} failed: {type(e).__name__}: {e}", stacklevel=2)
+                out.append((name, path, f"FAILED: {type(e).__name__}: {e}"))
+                continue
+            if caption:
+                out.append((name, path, caption))
+    finally:
+        model.train(was_training)
     return out
+
+
+def figure_html(name: str, path: Path, caption: str, heading: str | None = None) -> str:
+    """One <figure> with the PNG embedded as base64, so the page opens from disk with nothing beside it."""
+    cap = html.escape(caption)
+    if caption.startswith("FAILED") or not path.exists():
+        return f"<figure id='{html.escape(name)}' class='failed'><figcaption><b>{html.escape(name)}</b>: {cap}</figcaption></figure>"
+    b64 = base64.b64encode(path.read_bytes()).decode()
+    head = f"<h3>{html.escape(heading)}</h3>" if heading else ""
+    return (f"<figure id='{html.escape(name)}'>{head}<img alt='{html.escape(name)}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption>{cap}</figcaption></figure>")
+
+
+def title_of(name: str) -> str:
+    return name.replace("_", " ").capitalize()
 
 
 def _table(d: dict[str, Any]) -> str:
@@ -52,10 +82,11 @@ def _table(d: dict[str, Any]) -> str:
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:14px}
 th{background:#f5f5f5}figure{margin:1.5em 0}img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}
-figcaption{color:#555;font-size:14px;margin-top:4px}"""
+figcaption{color:#555;font-size:14px;margin-top:4px}h3{font-size:16px;margin:0 0 .3em}
+figure.failed figcaption{color:#a00}"""
 
 
-def build_report(run_dir: str | Path, model=None, data=None) -> Path:
+def build_report(run_dir: str | Path, model=None, data=None, strict: bool = False) -> Path:
     """(Re)build ``run_dir/report.html``; loads the model and data from the run folder if not given."""
     from ..train.checkpoint import load_model, read_json
 
@@ -65,7 +96,7 @@ def build_report(run_dir: str | Path, model=None, data=None) -> Path:
         model = load_model(run_dir)
     if data is None:
         data = data_of_run(meta)
-    figs = render_figures(run_dir, model, data)
+    figs = render_figures(run_dir, model, data, strict=strict)
     metrics = read_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else {}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>aezoo run: {html.escape(meta['model'])}</title><style>{CSS}</style></head><body>"]
     parts.append(f"<h1>{html.escape(meta['model'])} on {html.escape(meta.get('data', {}).get('name', '?'))}</h1>")
@@ -73,9 +104,10 @@ def build_report(run_dir: str | Path, model=None, data=None) -> Path:
         parts.append(f"<p><b>Note:</b> {html.escape(meta['data']['preprocessing']['auto_fallback'])}; trained on scikit-learn's digits instead.</p>")
     if metrics:
         parts.append("<h2>Test metrics</h2>" + _table({k: v for k, v in metrics.items() if k not in ("kl_per_dim",)}))
+    if figs:
+        parts.append("<h2>Figures</h2>")
     for name, path, caption in figs:
-        b64 = base64.b64encode(path.read_bytes()).decode()
-        parts.append(f"<figure id='{name}'><img alt='{html.escape(name)}' src='data:image/png;base64,{b64}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append(figure_html(name, path, caption, heading=title_of(name)))
     parts.append("<h2>Model config</h2>" + _table(meta.get("config", {})))
     parts.append("<h2>Training</h2>" + _table(meta.get("train", {})))
     parts.append("<h2>Data</h2>" + _table(meta.get("data", {})))
@@ -101,3 +133,81 @@ def data_of_run(meta: dict[str, Any], spec: str | None = None):
         source = name
     options = pre.get("options", {}) if source == name else {}
     return load(source, binarize=pre.get("binarize", "none"), val_fraction=pre.get("val_fraction", 0.1), limit=pre.get("limit"), seed=pre.get("seed", 0), **options)
+
+
+# --- several runs side by side -------------------------------------------------------------------
+COMPARE_CSS = CSS.replace("max-width:1100px", "max-width:none") + """
+.row{display:grid;gap:12px;align-items:start}.row figure{margin:0}.row h3{font-size:14px}
+.missing{color:#999;font-size:14px;padding:2em 0}td.num{text-align:right;font-variant-numeric:tabular-nums}"""
+
+
+def _label_runs(run_dirs: list[Path]) -> list[str]:
+    names = [p.resolve().name or str(p) for p in run_dirs]
+    return [n if names.count(n) == 1 else f"{i + 1}-{n}" for i, n in enumerate(names)]
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"<td class='num'>{v:.5g}</td>"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"<td class='num'>{v}</td>"
+    return f"<td>{html.escape('' if v is None else str(v))}</td>"
+
+
+def _runs_table(labels: list[str], rows: dict[str, list[Any]]) -> str:
+    head = "<tr><th></th>" + "".join(f"<th>{html.escape(lb)}</th>" for lb in labels) + "</tr>"
+    body = "".join(f"<tr><th>{html.escape(k)}</th>" + "".join(_cell(v) for v in vals) + "</tr>" for k, vals in rows.items())
+    return f"<table>{head}{body}</table>"
+
+
+def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 100, device: str = "cpu") -> Path:
+    """One page ``out/compare.html``: the runs' metrics in a table (from each run's eval.json, or by
+    evaluating on the test split when it has none), the config fields in which they differ, and
+    every figure side by side (e.g. AE vs VAE latent scatter; VAE samples at latent sizes 2/5/10/20)."""
+    from ..evaluate import evaluate
+    from ..train.checkpoint import atomic_write, load_model, read_json
+
+    run_dirs = [Path(p) for p in run_dirs]
+    out = Path(out)
+    labels = _label_runs(run_dirs)
+    metas, metrics, figs = [], [], []
+    for run_dir, label in zip(run_dirs, labels):
+        meta = read_json(run_dir / "config.json")
+        model = load_model(run_dir, device)
+        data = data_of_run(meta)
+        if (run_dir / "eval.json").exists():
+            m = read_json(run_dir / "eval.json")
+        else:
+            m = evaluate(model, data, "test", iw_samples=iw_samples)
+        metas.append(meta)
+        metrics.append(m)
+        figs.append({name: (path, cap) for name, path, cap in render_figures(run_dir, model, data, fig_dir=out / label)})
+    cfg_keys = sorted({k for meta in metas for k in meta.get("config", {})})
+    differ = {"model": [meta["model"] for meta in metas], "data": [meta.get("data", {}).get("name") for meta in metas]}
+    for k in cfg_keys:
+        vals = [meta.get("config", {}).get(k) for meta in metas]
+        if any(v != vals[0] for v in vals):
+            differ[k] = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in vals]
+    keys = []
+    for m in metrics:
+        keys += [k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in keys]
+    table = {k: [m.get(k) for m in metrics] for k in keys}
+    _discover()
+    order = sorted({n for f in figs for n in f}, key=lambda n: (getattr(FIGURES.get(n), "order", 50), n))
+    cols = f"grid-template-columns:repeat({len(labels)},minmax(0,1fr))"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>aezoo: {len(labels)} runs compared</title>"
+             f"<style>{COMPARE_CSS}</style></head><body><h1>{len(labels)} runs compared</h1>"]
+    parts.append("<h2>Runs</h2>" + _runs_table(labels, {"folder": [str(p) for p in run_dirs], **differ}))
+    parts.append("<h2>Test metrics</h2>" + _runs_table(labels, table))
+    for name in order:
+        parts.append(f"<h2>{html.escape(title_of(name))}</h2><div class='row' style='{cols}'>")
+        for label, f in zip(labels, figs):
+            if name in f:
+                parts.append(figure_html(f"{name}-{label}", f[name][0], f[name][1], heading=label))
+            else:
+                parts.append(f"<div class='missing'><h3>{html.escape(label)}</h3>does not apply to this model</div>")
+        parts.append("</div>")
+    parts.append("</body></html>")
+    page = out / "compare.html"
+    atomic_write(page, "\n".join(parts).encode())
+    return page
