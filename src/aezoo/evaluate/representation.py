@@ -1,0 +1,119 @@
+"""Metrics of the code itself, for every model: sparsity (``code_l0``, ``dead_units``), contraction
+(``jacobian_fro``), denoising under a stated corruption (``noisy_psnr``, ``denoise_psnr``), and
+representation quality on labelled data (``probe_acc``, ``knn_precision_at_10``); plus the linear
+AE's PCA comparison for models that offer ``pca_subspace_metrics``.
+
+Codes of any latent shape are flattened to (N, D). PSNR assumes inputs in [0, 1] (peak 1) and is
+computed from the mean squared error over the whole split.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..nn.corruption import parse
+from . import encode_batched, metric, reconstruct_batched
+
+PROBE_TRAIN = 3000  # training codes for the logistic-regression probe (a subsample, for speed)
+KNN_QUERIES = 2000  # queries for retrieval precision, each against the whole split
+JACOBIAN_SAMPLES = 128
+
+
+def _codes(model, x, y) -> torch.Tensor:
+    return encode_batched(model, x, y if model.needs_labels else None).flatten(1).float()
+
+
+def psnr(x_hat: torch.Tensor, x: torch.Tensor, peak: float = 1.0) -> float:
+    mse = float((x_hat.float() - x.float()).pow(2).mean())
+    return 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf")
+
+
+@metric("code_sparsity")
+def code_sparsity(model, data, split, x, y, **_: Any):
+    """code_l0: mean number of non-zero code entries per example; dead_units: fraction of code units
+    that are zero on every example of the split."""
+    z = _codes(model, x, y)
+    nonzero = z != 0
+    return {"code_l0": float(nonzero.sum(1).float().mean()), "dead_units": float((~nonzero.any(0)).float().mean())}
+
+
+@metric("jacobian_fro")
+def jacobian_fro(model, data, split, x, y, jacobian_samples: int = JACOBIAN_SAMPLES, **_: Any):
+    """Mean ||J_f(x)||_F^2 of the encoder x -> code, exactly (torch.func), on the first
+    ``jacobian_samples`` examples. Skipped for encoders torch.func cannot differentiate."""
+    from ..models.contractive_ae import exact_jacobian_fro2
+
+    if model.needs_labels or jacobian_samples <= 0:
+        return None
+    f = lambda xb: model.encode(xb).flatten(1)  # noqa: E731
+    xs = x[:jacobian_samples]
+    try:
+        vals = torch.cat([exact_jacobian_fro2(f, xs[i : i + 16]) for i in range(0, xs.shape[0], 16)])
+    except Exception:  # noqa: BLE001 - e.g. an encoder with data-dependent control flow or integer codes
+        return None
+    return {"jacobian_fro": float(vals.mean())}
+
+
+@metric("denoising")
+def denoising(model, data, split, x, y, corrupt: str | None = None, seed: int = 0, **_: Any):
+    """With ``corrupt`` ("mask:0.5", ...): PSNR of the corrupted inputs and of the model's
+    reconstructions of them, both against the clean inputs."""
+    if not corrupt:
+        return None
+    q = parse(corrupt)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    x_tilde = q(x, generator=gen)
+    x_hat = reconstruct_batched(model, x_tilde, y if model.needs_labels else None)
+    return {"corrupt": str(q), "noisy_psnr": psnr(x_tilde, x), "denoise_psnr": psnr(x_hat.view_as(x), x)}
+
+
+@metric("probe")
+def probe(model, data, split, x, y, seed: int = 0, probe_train: int = PROBE_TRAIN, **_: Any):
+    """probe_acc: logistic regression on codes, fitted on (a subsample of) the train split and
+    scored on this split."""
+    train = data.train
+    if y is None or train.y is None or probe_train <= 0:
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train), generator=gen)[:probe_train]
+    dev = model.device
+    z_train = _codes(model, train.x[idx].to(dev), train.y[idx].to(dev)).cpu().numpy()
+    y_train = train.y[idx].numpy()
+    if len(np.unique(y_train)) < 2:
+        return None
+    z_eval = _codes(model, x, y).cpu().numpy()
+    scaler = StandardScaler().fit(z_train)
+    clf = LogisticRegression(max_iter=500).fit(scaler.transform(z_train), y_train)
+    return {"probe_acc": float(clf.score(scaler.transform(z_eval), y.cpu().numpy()))}
+
+
+@metric("knn_precision")
+def knn_precision(model, data, split, x, y, seed: int = 0, knn_queries: int = KNN_QUERIES, **_: Any):
+    """knn_precision_at_10: for each query code, the share of its 10 nearest codes (Euclidean, the
+    query itself left out) that carry the query's label: the embedding used for search."""
+    if y is None or x.shape[0] < 11:
+        return None
+    z = _codes(model, x, y)
+    gen = torch.Generator().manual_seed(seed)
+    queries = torch.randperm(z.shape[0], generator=gen)[:knn_queries].to(z.device)
+    hits = []
+    for chunk in queries.split(256):
+        d = torch.cdist(z[chunk], z)  # (q, N)
+        d[torch.arange(len(chunk)), chunk] = float("inf")
+        nn_idx = d.topk(10, largest=False).indices  # (q, 10)
+        hits.append((y[nn_idx] == y[chunk, None]).float().mean(1))
+    return {"knn_precision_at_10": float(torch.cat(hits).mean())}
+
+
+@metric("pca_subspace")
+def pca_subspace(model, data, split, x, y, **_: Any):
+    """For models that can compare themselves with PCA of the training data (the linear AE)."""
+    if not hasattr(model, "pca_subspace_metrics"):
+        return None
+    return model.pca_subspace_metrics(data.train.x.to(model.device), x)
