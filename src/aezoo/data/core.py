@@ -46,6 +46,9 @@ class Dataset:
     factor_names: list[str] | None = None
     source: str = ""  # where it was read from, for the run config and the report
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    # generated datasets only: factors (N, F) -> inputs (N, *input_shape), for metrics that intervene
+    # on the factors (beta-VAE and FactorVAE scores)
+    render: Callable[[Any], torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -83,7 +86,7 @@ _discovered = False
 def dataset(name: str):
     """Register ``fn(data_dir=None, download=True, seed=0, limit=None, **options) -> dict`` as a named
     dataset. The dict holds raw arrays: ``x_train``, optional ``y_train``, ``x_test``, ``y_test``,
-    ``factors_train``/``factors_test``, and metadata keys ``class_names``, ``factor_names``, ``source``,
+    ``factors_train``/``factors_test``, ``render`` (generated datasets: factors -> inputs), and metadata keys ``class_names``, ``factor_names``, ``source``,
     ``scale`` (divisor that maps the raw values to [0, 1], e.g. 255)."""
 
     def deco(fn):
@@ -242,6 +245,7 @@ def build(
         factor_names=raw.get("factor_names"),
         source=str(raw.get("source", "")),
         preprocessing=pre,
+        render=raw.get("render"),
     )
 
 
@@ -325,6 +329,8 @@ def load(
     """A named dataset (``list_datasets()``), ``"auto"`` (Fashion-MNIST if its files are found or can
     be downloaded, otherwise scikit-learn's digits), or a path to the user's data."""
     _discover()
+    if os.environ.get("AEZOO_OFFLINE"):  # never touch the network (tests, air-gapped machines)
+        download = False
     name = str(spec)
     common = dict(binarize=binarize, val_fraction=val_fraction, limit=limit, seed=seed)
     if name == "auto":

@@ -44,12 +44,24 @@ def nll_iw(model, x, y=None, k: int = 1000, batch_size: int = 256) -> torch.Tens
     return torch.cat(out)
 
 
+def aggregate_moments(mu: torch.Tensor, var: torch.Tensor | None = None) -> dict[str, float]:
+    """Moments of the aggregate posterior q(z) = E_x q(z|x) against N(0, I): ``agg_mean_abs`` =
+    mean_d |E[z_d]| and ``agg_var`` = mean_d Var[z_d] (for a Gaussian posterior, by total variance,
+    Var_x mu_d + E_x sigma_d^2; for deterministic codes, Var_x z_d). A VAE's are near 0 and 1; an
+    AE's codes are not tied to either. ``mu``, ``var``: (N, D)."""
+    mu = mu.flatten(1).double()
+    v = mu.var(0, unbiased=True) if mu.shape[0] > 1 else torch.zeros_like(mu[0])
+    if var is not None:
+        v = v + var.flatten(1).double().mean(0)
+    return {"agg_mean_abs": float(mu.mean(0).abs().mean()), "agg_var": float(v.mean())}
+
+
 @torch.no_grad()
 def gaussian_latent_metrics(model, x, y=None, iw_samples: int = 1000, batch_size: int = 512, **_: Any) -> dict[str, Any]:
     """neg_elbo, recon_nll and kl (nats per example, one z sample each), nll_iw with ``iw_samples``,
     active_units (Burda et al.: Cov_x(E_q[z]) > 0.01) and kl_per_dim."""
     recon_sum = kl_sum = 0.0
-    mus, kl_dims = [], []
+    mus, variances, kl_dims = [], [], []
     for s in _batches(x.shape[0], batch_size):
         yy = None if y is None else y[s]
         q = model.posterior(x[s], yy)
@@ -57,6 +69,7 @@ def gaussian_latent_metrics(model, x, y=None, iw_samples: int = 1000, batch_size
         recon_sum += float(-model.log_likelihood(z, x[s], yy).sum())
         kl_sum += float(q.kl().sum())
         mus.append(q.mu)
+        variances.append(q.logvar.exp())
         kl_dims.append(q.kl_per_dim().sum(0))
     n = x.shape[0]
     mu = torch.cat(mus)
@@ -66,6 +79,7 @@ def gaussian_latent_metrics(model, x, y=None, iw_samples: int = 1000, batch_size
         "kl": kl_sum / n,
         "kl_per_dim": (torch.stack(kl_dims).sum(0) / n).tolist(),
         "active_units": int((mu.var(0, unbiased=True) > 0.01).sum()) if n > 1 else 0,
+        **aggregate_moments(mu, torch.cat(variances)),
     }
     if iw_samples and iw_samples > 0:
         # keep B*K modest per chunk: batch size shrinks as K grows
