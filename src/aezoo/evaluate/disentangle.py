@@ -137,12 +137,14 @@ def beta_vae_score(encode, sampler: FactorSampler, n_train: int = 500, n_test: i
 
 def factor_vae_score(encode, sampler: FactorSampler, n_train: int = 500, n_test: int = 300, batch: int = 64, n_scale: int = 5000, seed: int = 0, collapsed: float = 0.05) -> float:
     """Kim & Mnih's score: the majority-vote accuracy of argmin_d Var[z_d / s_d] -> fixed factor,
-    with s_d the codes' standard deviation over the data; dimensions with s_d below ``collapsed``
-    times the largest are left out (collapsed units say nothing)."""
+    with s_d the codes' standard deviation over the data; dimensions with s_d below ``collapsed`` are
+    left out (collapsed units say nothing; 0.05 as in Locatello et al. 2019's disentanglement_lib)."""
     rng = np.random.default_rng(seed)
     x, _ = sampler.draw(n_scale, rng)
     s = _codes(encode, x).std(0)
-    keep = np.flatnonzero(s > collapsed * s.max()) if s.max() > 0 else np.arange(len(s))
+    keep = np.flatnonzero(s > collapsed)
+    if len(keep) == 0:
+        return 0.0
     n_factors = sampler.num_factors
 
     def votes(n):
@@ -177,9 +179,9 @@ def disentanglement(model, data, split_name, x, y, disentangle_samples: int | No
 
     codes = encode(x)
     sampler = FactorSampler(factors, x.cpu(), data.render)
-    n = disentangle_samples or 300
+    n = disentangle_samples or 300  # votes to train each score's classifier on; half as many to test
     return {
         "mig": mig(codes, factors),
-        "beta_vae_score": beta_vae_score(encode, sampler, n_train=n, n_test=n // 2),
-        "factor_vae_score": factor_vae_score(encode, sampler, n_train=n, n_test=n // 2),
+        "beta_vae_score": beta_vae_score(encode, sampler, n_train=n, n_test=max(1, n // 2)),
+        "factor_vae_score": factor_vae_score(encode, sampler, n_train=n, n_test=max(1, n // 2), n_scale=min(5000, 20 * n)),
     }
