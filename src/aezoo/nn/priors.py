@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import build, check
+from ..models.base import Autoencoder, ModelOutput
 from .quantizer import perplexity
 
 PRIOR_WEIGHTS, PRIOR_CONFIG = "prior.safetensors", "prior.json"
@@ -129,23 +130,19 @@ class GridPrior(nn.Module):
         return c  # (n, L)
 
 
-class CodePrior(nn.Module):
-    """A stack of grid priors, coarsest first, each conditioned on the one before."""
+class CodePrior(Autoencoder):
+    """A stack of grid priors, coarsest first, each conditioned on the one before. Not a registered
+    model: it subclasses the base only so the training engine finds every hook it calls."""
 
     name: ClassVar[str] = "code_prior"
-    needs_labels: ClassVar[bool] = False
 
     def __init__(self, config: CodePriorConfig):
-        super().__init__()
-        self.config = c = config
+        super().__init__(config)
+        c = config
         self.grids = nn.ModuleList()
         for g, (k, h, w) in enumerate(zip(c.num_codes, c.heights, c.widths)):
             cond = (c.num_codes[g - 1], c.heights[g - 1], c.widths[g - 1]) if g else None
             self.grids.append(GridPrior(k, h, w, c, cond))
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def split(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(x.long().split(self.config.lengths, dim=1))
@@ -164,22 +161,11 @@ class CodePrior(nn.Module):
             out.append(c.view(n, p.h, p.w))
         return out
 
-    # --- what the trainer needs (the model contract) ----------------------------------------------
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        from ..models.base import ModelOutput
-
+    # --- the model contract the trainer reads ----------------------------------------------------
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
         nll = self.nll(x).mean()
         bits = nll / (math.log(2) * x.shape[1])
         return ModelOutput(loss=nll, terms={"nll": nll, "bits_per_code": bits})
-
-    def training_step(self, x, y=None):
-        return self(x, y)
-
-    def on_step(self, step: int, total_steps: int) -> None:
-        pass
-
-    def on_fit_start(self, x: torch.Tensor) -> None:
-        pass
 
 
 def save_prior(run_dir: str | Path, prior: CodePrior, extra: dict[str, Any] | None = None) -> None:

@@ -109,14 +109,15 @@ class VectorQuantizer(nn.Module):
             dead = (self.usage < self.dead_threshold).float().mean()
             if self.training:
                 dead = self._update(flat.detach(), indices, counts)
-            per_example = lambda t: t.view(b, -1).sum(1).mean()  # noqa: E731 - sum over cells and dims
+            per_example = lambda t: t.reshape(b, -1).sum(1).mean()  # noqa: E731 - sum over cells and dims
             commitment = self.beta * per_example((flat - z_q_flat.detach()).pow(2))
             terms = {"commitment": commitment}
             loss = commitment
             if not self.ema:
                 terms["codebook"] = per_example((flat.detach() - z_q_flat).pow(2))
                 loss = loss + terms["codebook"]
-            z_q_flat = flat + (z_q_flat - flat).detach()  # straight-through: forward z_q, gradient to z_e
+            # straight-through: forward exactly z_q (x - sg[x] is exactly 0), backward the identity to z_e
+            z_q_flat = z_q_flat.detach() + (flat - flat.detach())
         z_q = z_q_flat.view(b, *grid, d).movedim(-1, 1).to(z_e.dtype)
         terms["perplexity"] = perplexity(counts)
         terms["dead_codes"] = dead
@@ -150,8 +151,8 @@ class VectorQuantizer(nn.Module):
         if _distributed():  # every rank must restart to the same vectors
             dist.broadcast(pick, 0)
         self.codebook.data[dead] = pick.to(self.codebook.dtype)
-        # a restarted code gets a grace period (about 70 steps at decay 0.99) to attract assignments
-        self.usage[dead] = 2 * self.dead_threshold
+        # a restarted code stays alive as long as it draws dead_threshold assignments per step (Jukebox)
+        self.usage[dead] = self.dead_threshold
         if self.ema:
             self.ema_count[dead] = 1.0
             self.ema_sum[dead] = pick
