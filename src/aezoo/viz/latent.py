@@ -133,7 +133,7 @@ def draw_latent_scatter(model, data, out_path, method: str = "auto", n: int = MA
         ax.set_aspect("equal", adjustable="datalim")
         ax.plot([], [], "k--", lw=1, label="N(0, I): 1 and 2 sd")
         ax.legend(fontsize=7, loc="upper right")
-    how = "" if direct else {"auto": " (PCA)", "pca": " (PCA)"}.get(method, f" ({method})")
+    how = "" if direct else {"auto": " (PCA)", "pca": " (PCA)", "tsne": " (t-SNE)", "umap": " (UMAP)"}[method]
     ax.set_title(f"{model.name}: {len(pts)} test codes{how}", fontsize=10)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(ylabel, fontsize=9)
@@ -190,8 +190,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     omega = torch.arccos(cos)
     so = torch.sin(omega)
     t = t.to(a)[:, None, None]
-    out = (torch.sin((1 - t) * omega[:, None]) * a + torch.sin(t * omega[:, None]) * b) / so[:, None].clamp_min(1e-12)
-    parallel = (so < 1e-6)[None, :, None]  # (anti)parallel codes: the great circle is undefined; go straight
+    so = so[:, None].clamp_min(1e-12)
+    out = torch.sin((1 - t) * omega[:, None]) / so * a + torch.sin(t * omega[:, None]) / so * b  # weights exactly 1, 0 at the ends
+    parallel = (so[:, 0] < 1e-6)[None, :, None]  # (anti)parallel codes: the great circle is undefined; go straight
     return torch.where(parallel, lerp(a, b, t[:, 0, 0]), out)
 
 
