@@ -28,7 +28,7 @@ def keep_topk(a: torch.Tensor, k: int, among: torch.Tensor | None = None) -> tor
     ``among`` (D,) bool, only those units compete."""
     score = a if among is None else a.masked_fill(~among, float("-inf"))
     idx = score.topk(k, dim=-1).indices  # (B, k)
-    mask = torch.zeros_like(a).scatter_(-1, idx, 1.0)
+    mask = torch.zeros_like(a).scatter(-1, idx, 1.0)  # out of place: vmap has a batching rule for it
     return a * mask
 
 
