@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-os.environ.setdefault("AEZOO_NO_DOWNLOAD", "1")
+os.environ.setdefault("AEZOO_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

@@ -108,15 +108,21 @@ def coerce(name: str, tp, value: Any) -> Any:
     return value
 
 
-def build(cls, values: dict[str, Any]):
-    """Instantiate dataclass ``cls`` from ``values``, type-checking each one."""
+def coerce_fields(cls, values: dict[str, Any]) -> dict[str, Any]:
+    """Check names and types of ``values`` against dataclass ``cls`` (before everything it needs
+    is known, e.g. before the data gives input_shape)."""
     known = fields_of(cls)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(
             f"unknown config field {unknown[0]!r} for {cls.__qualname__}; fields: {', '.join(sorted(known))}"
         )
-    kwargs = {k: coerce(k, known[k], v) for k, v in values.items()}
+    return {k: coerce(k, known[k], v) for k, v in values.items()}
+
+
+def build(cls, values: dict[str, Any]):
+    """Instantiate dataclass ``cls`` from ``values``, type-checking each one."""
+    kwargs = coerce_fields(cls, values)
     try:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,14 +47,15 @@ def _setup_train(p):
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: each epoch)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model config field, type-checked")
     p.add_argument("--config", help="YAML/JSON file with model fields (and a 'train' section)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"],
+                   help="continue the run in --out from its last checkpoint; 'auto': only if it has one (torchrun --max-restarts)")
     p.add_argument("--no-report", action="store_true", help="skip the final evaluation and report")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 @command("train", help="train a model and write a run folder with its report", args=_setup_train)
 def train_cmd(args):
-    from ..config import load_file, parse_overrides
+    from ..config import coerce_fields, load_file, parse_overrides
     from ..registry import create, get
     from ..train import train
     from ..train.checkpoint import read_json
@@ -66,8 +68,8 @@ def train_cmd(args):
         model_cfg["latent_dim"] = args.latent_dim
     if args.arch is not None:
         model_cfg["arch"] = args.arch
-    default_bin = "dynamic" if getattr(cls.Config, "likelihood", None) == "bernoulli" and False else "none"
-    data = load_data(args, default_binarize=default_bin)
+    model_cfg = coerce_fields(cls.Config, model_cfg)  # fail on a bad --set before loading data
+    data = load_data(args)
     if "auto_fallback" in data.preprocessing:
         print(f"aezoo: {data.preprocessing['auto_fallback']}; using scikit-learn's digits", file=sys.stderr)
     print(f"aezoo: data {data.name} from {data.source or 'memory'}: {len(data.train)} train, "
@@ -86,6 +88,9 @@ def train_cmd(args):
         opts["compile"] = True
     opts["progress"] = not args.quiet
     opts["report"] = not args.no_report
+    if args.resume == "auto":
+        args.resume = (out / "checkpoint.safetensors").exists()
+    args.resume = bool(args.resume)
     if args.resume:
         meta = read_json(out / "config.json")
         if meta.get("model") != args.model:
@@ -98,6 +103,8 @@ def train_cmd(args):
     torch.manual_seed(opts.get("seed", 0))
     model = create(args.model, **model_cfg)
     train(model, data, out=out, resume=args.resume, **opts)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return
     print(f"run folder: {out}  (report: {out / 'report.html'})")
     if (out / "eval.json").exists():
         m = json.loads((out / "eval.json").read_text())
