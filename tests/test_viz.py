@@ -171,6 +171,9 @@ def test_conditional_models_get_a_class_by_sample_grid_and_labelled_paths(tmp_pa
     assert png_size(tmp_path / "c.png") == labelled_grid_size(3, 10, 8, 8)
     for name in ("interpolation", "traversals", "manifold", "latent_scatter"):
         assert FIGURES[name](model, data, tmp_path, tmp_path / f"{name}.png"), name
+    unlabelled = from_arrays(torch.rand(40, 1, 8, 8), val_fraction=0.25)
+    for name in ("reconstructions", "interpolation", "traversals", "latent_scatter"):
+        assert FIGURES[name](model, unlabelled, tmp_path, tmp_path / f"{name}.png") is None, name
 
 
 def test_interpolate_and_compare_commands(runs, tmp_path, capsys):

@@ -165,7 +165,7 @@ def loss_curves(model, data, run_dir, out_path):
 @torch.no_grad()
 def reconstructions(model, data, run_dir, out_path, n: int = 16):
     x, y = _test_batch(data, n, model.device)
-    if as_images(x[:1]) is None:
+    if as_images(x[:1]) is None or (model.needs_labels and y is None):
         return None
     x_hat = model.reconstruct(x, y)
     save_grid(torch.cat([x, x_hat.view_as(x)]), out_path, cols=x.shape[0])

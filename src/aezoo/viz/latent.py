@@ -62,10 +62,7 @@ def _split(data):
 
 
 def _labels_for(model, split, n: int):
-    y = None if split.y is None else split.y[:n].to(model.device)
-    if model.needs_labels and y is None:
-        raise NotSupportedError(f"model {model.name!r} needs labels to encode, and the data has none")
-    return y
+    return None if split.y is None else split.y[:n].to(model.device)
 
 
 def _class_names(data, k: int) -> list[str]:
@@ -102,11 +99,11 @@ def project_2d(z: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.n
 
 @torch.no_grad()
 def draw_latent_scatter(model, data, out_path, method: str = "auto", n: int = MAX_POINTS) -> str | None:
-    if _sequence_data(data):
+    split = _split(data)
+    if _sequence_data(data) or (model.needs_labels and split.y is None):
         return None
     from ..evaluate import encode_batched
 
-    split = _split(data)
     x = split.x[:n].to(model.device)
     z = encode_batched(model, x, _labels_for(model, split, n))
     if not z.is_floating_point() or z.flatten(1).shape[1] < 2:
@@ -116,7 +113,7 @@ def draw_latent_scatter(model, data, out_path, method: str = "auto", n: int = MA
     direct = method == "auto" and z.shape[1] == 2
     plt = _mpl()
     fig, ax = plt.subplots(figsize=(5.6, 4.6), dpi=100)
-    y = None if split.y is None else split.y[:n].numpy()
+    y = None if split.y is None else split.y[:n].cpu().numpy()
     if y is not None:
         k = int(y.max()) + 1
         cmap = plt.get_cmap("tab10" if k <= 10 else "tab20", k)
@@ -276,11 +273,11 @@ def interpolation(model, data, run_dir, out_path):
 @figure("traversals", order=55)
 @torch.no_grad()
 def traversals(model, data, run_dir, out_path, steps: int = 9, max_dims: int = 10):
-    if not has_gaussian_latent(model) or not _image_data(data):
+    split = _split(data)
+    if not has_gaussian_latent(model) or not _image_data(data) or (model.needs_labels and split.y is None):
         return None
     from ..evaluate import encode_batched
 
-    split = _split(data)
     n = min(len(split), 1000)
     y = _labels_for(model, split, n)
     mu = encode_batched(model, split.x[:n].to(model.device), y)  # (N, D)
