@@ -104,10 +104,11 @@ class VectorQuantizer(nn.Module):
             e = self.codebook.float()
             with torch.no_grad():
                 indices = nearest_code(flat, e)  # (N,)
-                counts = _all_reduce(torch.bincount(indices, minlength=self.num_codes).float())
+                counts = torch.bincount(indices, minlength=self.num_codes).float()
             z_q_flat = F.embedding(indices, e)  # (N, D), read before this step's codebook update
             dead = (self.usage < self.dead_threshold).float().mean()
-            if self.training:
+            if self.training:  # statistics over all ranks; evaluation (main rank only) stays local
+                counts = _all_reduce(counts)
                 dead = self._update(flat.detach(), indices, counts)
             per_example = lambda t: t.reshape(b, -1).sum(1).mean()  # noqa: E731 - sum over cells and dims
             commitment = self.beta * per_example((flat - z_q_flat.detach()).pow(2))
