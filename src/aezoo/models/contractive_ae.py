@@ -35,14 +35,14 @@ def exact_jacobian_fro2(f, x: torch.Tensor) -> torch.Tensor:
     return vmap(jac(single))(x).pow(2).flatten(1).sum(1)
 
 
-def hutchinson_jacobian_fro2(f, x: torch.Tensor, samples: int = 1) -> torch.Tensor:
+def hutchinson_jacobian_fro2(f, x: torch.Tensor, samples: int = 1, create_graph: bool = True) -> torch.Tensor:
     """(B,) unbiased estimate of ||J_f(x_b)||_F^2 = E_u ||J^T u||^2, differentiable in f's parameters.
     The ``samples`` probes run as one batch of samples * B rows (one vector-Jacobian product)."""
     b = x.shape[0]
     x_rep = x.detach().repeat(samples, *([1] * (x.dim() - 1))).requires_grad_(True)  # (S*B, *in)
     h = f(x_rep)
     u = torch.randn_like(h)
-    (jt_u,) = torch.autograd.grad(h, x_rep, u, create_graph=True)  # (S*B, *in)
+    (jt_u,) = torch.autograd.grad(h, x_rep, u, create_graph=create_graph)  # (S*B, *in)
     return jt_u.pow(2).flatten(1).sum(1).view(samples, b).mean(0)
 
 
