@@ -107,6 +107,6 @@ class Autoencoder(nn.Module):
         """Model-specific evaluation on a split (likelihood bounds, codebook usage, ...)."""
         return {}
 
-    def extra_files(self) -> dict[str, Any]:
-        """JSON-serialisable state beyond tensors that checkpoints must keep (rare; tensors go in buffers)."""
-        return {}
+    def on_load(self, run_dir) -> None:
+        """Called by ``aezoo.load`` after the weights: a model with companion files in its run folder
+        (a second-stage prior) loads them here."""

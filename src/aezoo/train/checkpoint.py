@@ -135,9 +135,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu", weights:
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model = model.to(device).eval()
-    on_load = getattr(model, "on_load", None)  # a model with companion files in the run folder loads them
-    if on_load is not None:
-        on_load(run_dir)
+    model.on_load(run_dir)  # a model with companion files in the run folder loads them
     return model
 
 
