@@ -82,17 +82,27 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, split, batch_size: int, seed: int, autocast) -> dict[str, float]:
-    """Mean loss terms over ``split``, on a forked RNG so training's random stream is untouched."""
+def validate(model: nn.Module, split, batch_size: int, seed: int, autocast, ctx: distributed.DistContext | None = None) -> dict[str, float]:
+    """Mean loss terms over ``split``, on a forked RNG so training's random stream is untouched.
+    Under torchrun each rank takes a contiguous shard in the same number of batches (a model may run
+    collectives in its forward pass) and the sums are reduced over ranks."""
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     n = 0
     device = model.device
+    shard = ctx is not None and ctx.enabled and len(split) >= ctx.world_size
+    if shard:
+        idx = torch.arange(len(split)).tensor_split(ctx.world_size)[ctx.rank]
+        n_batches = math.ceil(math.ceil(len(split) / ctx.world_size) / batch_size)
+        spans = [(int(c[0]), int(c[-1]) + 1) for c in idx.tensor_split(n_batches)]
+        seed += ctx.rank
+    else:
+        spans = [(i, min(i + batch_size, len(split))) for i in range(0, len(split), batch_size)]
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for i in range(0, len(split), batch_size):
-            x = split.x[i : i + batch_size].to(device)
-            y = None if split.y is None else split.y[i : i + batch_size].to(device)
+        for i, j in spans:
+            x = split.x[i:j].to(device)
+            y = None if split.y is None else split.y[i:j].to(device)
             with autocast():
                 out = model.training_step(x, y)
             b = x.shape[0]
@@ -100,6 +110,9 @@ def validate(model: nn.Module, split, batch_size: int, seed: int, autocast) -> d
                 sums[k] = sums.get(k, 0.0) + v.detach().float() * b
             n += b
     model.train()
+    if shard:
+        totals = ctx.all_reduce_sum(torch.stack([*sums.values(), torch.tensor(float(n), device=device)]))
+        sums, n = dict(zip(sums, totals[:-1])), float(totals[-1])
     return {k: float(v) / n for k, v in sums.items()}
 
 
@@ -121,15 +134,17 @@ def _keep_metrics_until(path: Path, step: int) -> None:
 def _nonfinite(out, step: int, epoch: int) -> TrainingError:
     bad = [k for k, v in out.terms.items() if not torch.isfinite(v).all()]
     name = bad[0] if bad else "loss"
-    value = float(out.terms[name]) if bad else float(out.loss)
+    value = float(out.terms[name].detach()) if bad else float(out.loss.detach())
     return TrainingError(f"non-finite loss at step {step} (epoch {epoch + 1}): term {name!r} = {value}; training stopped, the last good checkpoint is kept")
 
 
-def train(model, data, *, out: str | Path | None = None, resume: bool = False, **options: Any):
+def train(model, data, *, out: str | Path | None = None, resume: bool | str = False, **options: Any):
     """Train ``model`` on ``data`` (an ``aezoo.data.Dataset``). With ``out``, write the run folder:
     config.json, checkpoint.safetensors, metrics.jsonl, model.safetensors, eval.json, report.html.
 
     ``options`` are ``TrainConfig`` fields: epochs, steps, batch_size, lr, seed, device, amp, compile, ...
+    ``resume``: True continues the run in ``out``; "auto" continues it when it has a checkpoint and
+    starts it otherwise (for torchrun ``--max-restarts`` and requeued jobs).
     Returns the trained model (in eval mode)."""
     cfg = build(TrainConfig, options)
     _check_data(model, data)
@@ -137,6 +152,8 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
     ctx = distributed.init(device.type)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
+    if cfg.batch_size % ctx.world_size:  # unequal shares would weight DDP's gradient mean unevenly
+        raise ConfigError(f"batch_size {cfg.batch_size} is the global batch; it must be divisible by the {ctx.world_size} processes")
     model.to(device).train()
     batches = Batches(data.train, cfg.batch_size, device, cfg.seed, ctx.rank, ctx.world_size, data.dynamic_binarization)
     steps_per_epoch = len(batches)
@@ -149,15 +166,21 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
     meta = {"data": data.describe(), "train": to_dict(cfg), "world_size": ctx.world_size}
     if run is not None:
         has_ckpt = (run / "checkpoint.safetensors").exists()
+        if resume == "auto":
+            resume = has_ckpt
         if resume:
             if not has_ckpt:
                 raise TrainingError(f"nothing to resume: no checkpoint.safetensors in {run}")
             progress = ckpt.load_checkpoint(run, model, opt)
             step = int(progress["step"])
+            if ctx.enabled:
+                saved, _ = ckpt.load_tensors(run / "checkpoint.safetensors")
+                distributed.restore_rng(ctx, saved, device, cfg.seed, step)
             if ctx.is_main:
                 _keep_metrics_until(run / "metrics.jsonl", step)
         elif has_ckpt:
-            raise TrainingError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+            hint = " (a torchrun restart: launch with --resume auto)" if ctx.restart else ""
+            raise TrainingError(f"{run} already holds a run; pass --resume to continue it or choose another --out{hint}")
         if ctx.is_main:
             run.mkdir(parents=True, exist_ok=True)
             if not resume and (run / "metrics.jsonl").exists():
@@ -173,7 +196,9 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        stepper = DDP(stepper, device_ids=[device.index] if device.type == "cuda" else None)
+        # a model whose training_step leaves some parameters without gradients sets this class flag
+        unused = getattr(model, "ddp_find_unused_parameters", False)
+        stepper = DDP(stepper, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     if cfg.compile:
         stepper = torch.compile(stepper)
     amp_dtype = torch.bfloat16
@@ -184,6 +209,19 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
     bar = tqdm(total=total, initial=step, disable=not (cfg.progress and ctx.is_main), unit="step", dynamic_ncols=True, leave=True)
     last_save = time.monotonic()
     epoch = step // steps_per_epoch
+    # A host read (isfinite, float) every step would stall a GPU's queue, and ranks must agree on
+    # time-based checkpoints; so on a GPU or under torchrun the loop counts non-finite losses on the
+    # device and syncs every `sync_every` steps (and before any checkpoint). One CPU process checks
+    # every step, as before.
+    sync_every = 1 if device.type == "cpu" and not ctx.enabled else 20
+    synced = step
+    n_bad = torch.zeros((), device=device)
+
+    def save_checkpoint(progress: dict[str, Any]) -> None:
+        rngs = distributed.gather_rng(ctx, device)  # collective: every rank calls it, rank 0 writes
+        if ctx.is_main:
+            ckpt.save_checkpoint(run, model, opt, progress, extra_tensors=rngs)
+
     try:
         while step < total:
             start = step % steps_per_epoch
@@ -194,8 +232,11 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
                 model.on_step(step, total)
                 with autocast():
                     res = stepper(x, y)
-                if not torch.isfinite(res.loss):
-                    raise _nonfinite(res, step, epoch)
+                if sync_every == 1:
+                    if not torch.isfinite(res.loss):
+                        raise _nonfinite(res, step, epoch)
+                else:
+                    n_bad += ~torch.isfinite(res.loss.detach())
                 opt.zero_grad(set_to_none=True)
                 res.loss.backward()
                 opt.step()
@@ -207,31 +248,44 @@ def train(model, data, *, out: str | Path | None = None, resume: bool = False, *
                 bar.update(1)
                 if n_steps % 20 == 0 or step == total:
                     bar.set_postfix({k: f"{float(v) / n_steps:.4g}" for k, v in list(sums.items())[:4]}, refresh=False)
-                due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
-                due = due or time.monotonic() - last_save > 60 * cfg.checkpoint_minutes
-                if run is not None and ctx.is_main and due and step % steps_per_epoch:
-                    ckpt.save_checkpoint(run, model, opt, {"step": step, "epoch": epoch})
+                due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
+                if sync_every == 1:
+                    due = due or time.monotonic() - last_save > 60 * cfg.checkpoint_minutes
+                elif due or step % sync_every == 0 or step % steps_per_epoch == 0 or step == total:
+                    late = ctx.is_main and time.monotonic() - last_save > 60 * cfg.checkpoint_minutes
+                    flags = ctx.all_reduce_sum(torch.stack([n_bad, torch.tensor(float(late), device=device)]))
+                    bad, late = flags.tolist()  # rank 0's clock decides for everyone
+                    if bad:
+                        raise TrainingError(f"non-finite loss in steps {synced}..{step - 1} (epoch {epoch + 1}); training stopped, the last good checkpoint is kept")
+                    synced, due = step, due or late > 0
+                if run is not None and due and step % steps_per_epoch:
+                    save_checkpoint({"step": step, "epoch": epoch})
                     last_save = time.monotonic()
                 if step >= total:
                     break
             seconds = time.perf_counter() - t0
             record: dict[str, Any] = {"epoch": epoch + 1, "step": step, "seconds": round(seconds, 4)}
             record["images_per_s"] = round(n_seen * ctx.world_size / seconds, 1) if seconds > 0 else None
+            if ctx.enabled and sums:  # the mean over ranks of equal-share batch means is the global batch mean
+                sums = dict(zip(sums, ctx.all_reduce_mean(torch.stack(list(sums.values())))))
             record.update({f"train/{k}": float(v) / max(n_steps, 1) for k, v in sums.items()})
             if data.val is not None:
-                val = validate(model, data.val, max(cfg.batch_size, 512), cfg.seed, autocast)
+                val = validate(model, data.val, max(cfg.batch_size, 512), cfg.seed, autocast, ctx)
                 record.update({f"val/{k}": v for k, v in val.items()})
                 bar.set_postfix({f"val_{k}": f"{v:.4g}" for k, v in list(val.items())[:3]}, refresh=True)
-            if run is not None and ctx.is_main:
-                with open(run / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                ckpt.save_checkpoint(run, model, opt, {"step": step, "epoch": epoch + 1})
+            if run is not None:
+                if ctx.is_main:
+                    with open(run / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                save_checkpoint({"step": step, "epoch": epoch + 1})
                 last_save = time.monotonic()
             epoch += 1
     finally:
         bar.close()
     model.eval()
     model.on_fit_end(data.train.x)
+    # rank 0 alone saves, evaluates and reports (no collectives in there: models run them only in
+    # training mode); the other ranks wait at a barrier (see distributed.py on its timeout)
     if run is not None and ctx.is_main:
         ckpt.save_model(run, model, meta)
         if cfg.report:
