@@ -189,3 +189,18 @@ def test_gpu_training_paths_match_cpu(options):
     x = data.val.x[:64]
     tol = 0.05 if options.get("amp") else 1e-3
     assert float(gpu(x.cuda()).loss) == pytest.approx(float(cpu(x).loss), rel=tol)
+
+
+@pytest.mark.slow  # a third pair of torchrun launches (~30 s on 2 busy cores)
+def test_vq_ema_codebook_statistics_are_summed_over_ranks(tmp_path):
+    # EMA codebook (van den Oord et al. 2017, appendix A.1) without random restarts: with counts and
+    # sums all-reduced inside the quantizer, two ranks of 32 update the codebook like one batch of 64
+    vq = ["train", "vq_vae", "--data", "digits", "--limit", "498", "--batch-size", "64", "--seed", "3", "--quiet",
+          "--no-report", "--steps", "7", "--set", "ema=true", "--set", "restart=false", "--set", "num_codes=16",
+          "--set", "latent_dim=8", "--set", "channels=[8,16]"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli([*vq, "--out", str(one)]) == 0
+    torchrun(tmp_path, two, [*vq, "--out", str(two)])
+    a, b = weights(one), weights(two)
+    assert any("ema_sum" in k for k in a)
+    assert_same(a, b, atol=1e-4)
