@@ -24,6 +24,7 @@ MODELS = [
     ("sparse l1", "sparse_ae", {"penalty": "l1", "lam": 0.05}),
     ("sparse kl", "sparse_ae", {"penalty": "kl", "beta": 0.1, "rho": 0.05}),
     ("k-sparse k=25", "k_sparse_ae", {"k": 25, "k_start": 100}),
+    ("k-sparse k=25 + AuxK", "k_sparse_ae", {"k": 25, "k_start": 100, "aux_k": 256, "dead_steps": 50}),
     ("contractive", "contractive_ae", {"lam": 0.1}),
 ]
 COLUMNS = ["recon_mse", "denoise_psnr", "probe_acc", "knn_precision_at_10", "code_l0", "dead_units", "jacobian_fro"]
