@@ -102,14 +102,18 @@ def _codes(encode, x) -> np.ndarray:
     return np.asarray(encode(x), dtype=np.float64).reshape(len(x), -1)
 
 
-def _fixed_factor_groups(encode, sampler: FactorSampler, n: int, size: int, rng):
-    """n groups of ``size`` inputs sharing one randomly chosen factor: (factor (n,), codes (n, L, D))."""
+def _fixed_factor_groups(encode, sampler: FactorSampler, n: int, size: int, rng, chunk: int = 32):
+    """n groups of ``size`` inputs sharing one randomly chosen factor: (factor (n,), codes (n, L, D)).
+    Groups are encoded ``chunk`` at a time, so the encoder sees large batches."""
     ks = rng.choice(sampler.varying(), n)
     groups = []
-    for k in ks:
-        _x, rows = sampler.draw(1, rng)
-        groups.append(_codes(encode, sampler.draw_matching(k, np.repeat(rows, size, 0), rng)))
-    return ks, np.stack(groups)
+    for c in range(0, n, chunk):
+        xs = []
+        for k in ks[c : c + chunk]:
+            _x, rows = sampler.draw(1, rng)
+            xs.append(sampler.draw_matching(k, np.repeat(rows, size, 0), rng))
+        groups.append(_codes(encode, torch.cat(xs)).reshape(len(xs), size, -1))
+    return ks, np.concatenate(groups)
 
 
 def beta_vae_score(encode, sampler: FactorSampler, n_train: int = 500, n_test: int = 300, pairs: int = 64, seed: int = 0) -> float:
@@ -119,14 +123,20 @@ def beta_vae_score(encode, sampler: FactorSampler, n_train: int = 500, n_test: i
 
     rng = np.random.default_rng(seed)
 
-    def votes(n):
+    def votes(n, chunk: int = 32):
         ks = rng.choice(sampler.varying(), n)
         feats = []
-        for k in ks:
-            x1, rows = sampler.draw(pairs, rng)
-            x2 = sampler.draw_matching(k, rows, rng)
-            feats.append(np.abs(_codes(encode, x1) - _codes(encode, x2)).mean(0))
-        return np.stack(feats), ks
+        for c in range(0, n, chunk):  # encode ``chunk`` votes' pairs in one batch
+            x1s, x2s = [], []
+            for k in ks[c : c + chunk]:
+                x1, rows = sampler.draw(pairs, rng)
+                x1s.append(x1)
+                x2s.append(sampler.draw_matching(k, rows, rng))
+            m = len(x1s)
+            z1 = _codes(encode, torch.cat(x1s)).reshape(m, pairs, -1)
+            z2 = _codes(encode, torch.cat(x2s)).reshape(m, pairs, -1)
+            feats.append(np.abs(z1 - z2).mean(1))
+        return np.concatenate(feats), ks
 
     f_tr, k_tr = votes(n_train)
     f_te, k_te = votes(n_test)

@@ -48,10 +48,12 @@ def jacobian_fro(model, data, split, x, y, jacobian_samples: int = JACOBIAN_SAMP
     """Mean ||J_f(x)||_F^2 of the encoder x -> code on the first ``jacobian_samples`` examples: exact
     (torch.func) when the Jacobian is small, otherwise Hutchinson's unbiased estimate with
     ``HUTCHINSON_PROBES`` probes per example (the exact one costs min(D, d) passes per example).
-    Skipped for encoders autograd cannot differentiate."""
+    Applies to vector codes of single inputs: skipped for code grids (discrete codes, where the
+    Jacobian of a nearest-neighbour lookup says nothing), sequences, and encoders autograd cannot
+    differentiate."""
     from ..models.contractive_ae import exact_jacobian_fro2, hutchinson_jacobian_fro2
 
-    if model.needs_labels or jacobian_samples <= 0:
+    if model.needs_labels or jacobian_samples <= 0 or len(model.latent_shape) != 1 or x.dim() > 4:
         return None
     f = lambda xb: model.encode(xb).flatten(1)  # noqa: E731
     xs = x[:jacobian_samples]
