@@ -71,7 +71,8 @@ class CvAE(AE):
             x = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[: c.gmm_max_codes]]
         was_training = self.training
         self.eval()
-        codes = torch.cat([self.encode(x[i : i + 1024].to(self.device)) for i in range(0, x.shape[0], 1024)])
+        with torch.no_grad():
+            codes = torch.cat([self.encode(x[i : i + 1024].to(self.device)) for i in range(0, x.shape[0], 1024)])
         self.train(was_training)
         codes = codes.double().cpu().numpy()
         k = min(c.gmm_components, codes.shape[0])
