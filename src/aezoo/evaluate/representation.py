@@ -53,7 +53,7 @@ def jacobian_fro(model, data, split, x, y, jacobian_samples: int = JACOBIAN_SAMP
     differentiate."""
     from ..models.contractive_ae import exact_jacobian_fro2, hutchinson_jacobian_fro2
 
-    if model.needs_labels or jacobian_samples <= 0 or len(model.latent_shape) != 1 or x.dim() > 4:
+    if model.needs_labels or model.discrete_codes or jacobian_samples <= 0 or len(model.latent_shape) != 1 or x.dim() > 4:
         return None
     f = lambda xb: model.encode(xb).flatten(1)  # noqa: E731
     xs = x[:jacobian_samples]

@@ -57,6 +57,7 @@ class Autoencoder(nn.Module):
     Config: ClassVar[type] = ModelConfig
     generative: ClassVar[bool] = False  # has sample()
     needs_labels: ClassVar[bool] = False  # forward needs y (conditional models)
+    discrete_codes: ClassVar[bool] = False  # codes are looked up from a codebook (no Jacobian, no Gaussian prior)
     # a tiny config for the contract tests and docs: overridden by models with other inputs
     tiny: ClassVar[dict[str, Any]] = {"input_shape": (1, 8, 8), "latent_dim": 4, "hidden": (16,), "channels": (4, 8)}
 

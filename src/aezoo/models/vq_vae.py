@@ -55,6 +55,7 @@ def make_quantizer(c) -> VectorQuantizer:
 class VQVAE(Autoencoder):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
+    discrete_codes = True
     grid_names = ("codes",)
 
     def __init__(self, config: VQVAEConfig):

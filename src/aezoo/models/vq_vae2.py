@@ -42,6 +42,7 @@ def upsample(c_in: int, c_out: int, small: tuple[int, int], big: tuple[int, int]
 class VQVAE2(Autoencoder):
     Config = VQVAE2Config
     generative = True  # through the priors of the second stage
+    discrete_codes = True
     grid_names = ("top", "bottom")
 
     def __init__(self, config: VQVAE2Config):
