@@ -42,8 +42,8 @@ def as_images(x: torch.Tensor) -> np.ndarray | None:
         x = x.view(-1, 1, side, side)
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
-        return None
+    if x.dim() != 4 or x.shape[1] not in (1, 3, 4) or min(x.shape[2:]) < 2:
+        return None  # e.g. (N, T, 1) series would draw as one-pixel strips
     return (x.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
