@@ -23,7 +23,7 @@ def run(*args, check=True):
     return p
 
 
-def one_line_error(p, pattern):
+def assert_one_line_error(p, pattern):
     assert p.returncode == 2, (p.stdout, p.stderr)
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("aezoo: error:")]
     assert len(errors) == 1, f"expected one error line on stderr, got: {p.stderr}"
@@ -115,31 +115,31 @@ def test_user_arrays_csv_and_image_folder(tmp_path):
 def test_bad_inputs_give_one_line_errors(tmp_path):
     bad_magic = tmp_path / "train-images-idx3-ubyte"
     bad_magic.write_bytes(b"\x00\x00\x07\x03" + b"\x00" * 20)
-    one_line_error(run("train", "ae", "--data", bad_magic, "--quiet", check=False), "magic")
+    assert_one_line_error(run("train", "ae", "--data", bad_magic, "--quiet", check=False), "magic")
     gz = tmp_path / "x-idx3-ubyte.gz"
     gz.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" * 3 + b"\x01" * 18)[:-10])
-    one_line_error(run("train", "ae", "--data", gz, "--quiet", check=False), r"gzip|truncated|corrupt")
+    assert_one_line_error(run("train", "ae", "--data", gz, "--quiet", check=False), r"gzip|truncated|corrupt")
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(run("train", "ae", "--data", empty, "--quiet", check=False), r"\.png")
+    assert_one_line_error(run("train", "ae", "--data", empty, "--quiet", check=False), r"\.png")
     nan = tmp_path / "nan.npz"
     np.savez(nan, x=np.array([[0.0, np.nan], [1.0, 2.0]], dtype=np.float32))
-    one_line_error(run("train", "ae", "--data", nan, "--quiet", check=False), "NaN")
-    one_line_error(run("train", "no_such_model", "--data", "digits", check=False), "unknown model 'no_such_model'")
-    one_line_error(run("train", "vae", "--data", "digits", "--set", "betta=2", "--quiet", check=False), "betta")
-    one_line_error(run("train", "vae", "--data", "digits", "--set", "mc_samples=two", "--quiet", check=False), "mc_samples")
-    one_line_error(run("train", "vae", "--data", "digits", "--set", "likelihood=poisson", "--quiet", check=False), "likelihood")
-    one_line_error(run("train", "vae", "--data", tmp_path / "nope.npz", check=False), "nope.npz")
-    one_line_error(run("eval", tmp_path / "no_run", check=False), "no_run")
-    one_line_error(run("sample", tmp_path / "no_run", "--out", tmp_path / "s.png", check=False), "no_run")
+    assert_one_line_error(run("train", "ae", "--data", nan, "--quiet", check=False), "NaN")
+    assert_one_line_error(run("train", "no_such_model", "--data", "digits", check=False), "unknown model 'no_such_model'")
+    assert_one_line_error(run("train", "vae", "--data", "digits", "--set", "betta=2", "--quiet", check=False), "betta")
+    assert_one_line_error(run("train", "vae", "--data", "digits", "--set", "mc_samples=two", "--quiet", check=False), "mc_samples")
+    assert_one_line_error(run("train", "vae", "--data", "digits", "--set", "likelihood=poisson", "--quiet", check=False), "likelihood")
+    assert_one_line_error(run("train", "vae", "--data", tmp_path / "nope.npz", check=False), "nope.npz")
+    assert_one_line_error(run("eval", tmp_path / "no_run", check=False), "no_run")
+    assert_one_line_error(run("sample", tmp_path / "no_run", "--out", tmp_path / "s.png", check=False), "no_run")
 
 
 def test_sampling_a_non_generative_model_is_a_clear_error(tmp_path):
     run("train", "ae", "--data", "digits", "--limit", "200", "--epochs", "1", "--out", tmp_path / "ae", "--quiet", "--no-report")
-    one_line_error(run("sample", tmp_path / "ae", "--out", tmp_path / "s.png", check=False), "not generative")
+    assert_one_line_error(run("sample", tmp_path / "ae", "--out", tmp_path / "s.png", check=False), "not generative")
 
 
 def test_missing_named_dataset_says_how_to_get_it(tmp_path, monkeypatch):
     p = subprocess.run([sys.executable, "-m", "aezoo", "train", "ae", "--data", "mnist", "--data-dir", str(tmp_path), "--quiet"],
                        capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path), "AEZOO_OFFLINE": "1"})
-    one_line_error(p, r"mnist")
+    assert_one_line_error(p, r"mnist")
