@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import check
-from ..nn.nets import make_decoder, make_encoder
+from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
 from .base import Autoencoder, ModelConfig, ModelOutput
 
@@ -47,8 +47,8 @@ class AE(Autoencoder):
     def __init__(self, config: AEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c)
+        self.decoder = decoder_for(c)
 
     def encode(self, x, y=None):
         return self.encoder(x)  # (B, D)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..config import check
-from ..nn.nets import make_decoder, make_encoder
+from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
 from .base import Autoencoder, ModelConfig, ModelOutput
@@ -68,8 +68,8 @@ class ContractiveAE(Autoencoder):
     def __init__(self, config: ContractiveAEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c)
+        self.decoder = decoder_for(c)
         one_layer = c.arch == "mlp" and len(c.hidden) == 0
         self.jacobian_method = ("closed_form" if one_layer else "exact") if c.jacobian == "auto" else c.jacobian
 

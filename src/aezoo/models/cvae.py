@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..config import check
 from ..errors import ConfigError, DataError
 from ..nn.distributions import DiagonalGaussian
-from ..nn.nets import make_decoder, make_encoder
+from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
 from .vae import VAE, VAEConfig
 
@@ -49,8 +49,8 @@ class CVAE(VAE):
             enc_shape = (c.input_shape[0] + k, *c.input_shape[1:])
         else:  # y enters as k more inputs
             enc_shape = (math.prod(c.input_shape) + k,)
-        self.encoder = make_encoder(c.arch, enc_shape, 2 * c.latent_dim, c.hidden, c.channels, c.activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim + k, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c, 2 * c.latent_dim, input_shape=enc_shape)
+        self.decoder = decoder_for(c, c.latent_dim + k)
 
     def one_hot(self, y) -> torch.Tensor:
         k = self.config.num_classes

@@ -16,7 +16,7 @@ import torch
 
 from ..config import check
 from ..nn.corruption import Corruption
-from ..nn.nets import ACTIVATIONS, activation, make_decoder, make_encoder
+from ..nn.nets import ACTIVATIONS, activation, decoder_for, encoder_for
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
 from .base import Autoencoder, ModelConfig, ModelOutput
@@ -46,9 +46,9 @@ class DenoisingAE(Autoencoder):
     def __init__(self, config: DenoisingAEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c)
         self.code_act = activation(c.code_activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.decoder = decoder_for(c)
         # figures and evaluation find the training corruption through this attribute
         self.corruption = Corruption(c.corruption, c.sigma if c.corruption == "gaussian" else c.p)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import check
-from ..nn.nets import make_decoder, make_encoder, unit_responses
+from ..nn.nets import decoder_for, encoder_for, unit_responses
 from ..registry import register
 from .ae import reconstruction_loss
 from .base import Autoencoder, ModelConfig, ModelOutput
@@ -60,8 +60,8 @@ class KSparseAE(Autoencoder):
     def __init__(self, config: KSparseAEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c)
+        self.decoder = decoder_for(c)
         self.k = min(c.k, c.latent_dim)
         self.k_current = self.k  # set by the schedule during training
         self.register_buffer("steps_since_fired", torch.zeros(c.latent_dim, dtype=torch.long))

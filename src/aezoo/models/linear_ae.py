@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..config import check
-from ..nn.nets import make_decoder, make_encoder, unit_responses
+from ..nn.nets import decoder_for, encoder_for, unit_responses
 from ..registry import register
 from .ae import reconstruction_loss
 from .base import Autoencoder, ModelConfig, ModelOutput
@@ -63,8 +63,8 @@ class LinearAE(Autoencoder):
     def __init__(self, config: LinearAEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, "identity")
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, "identity")
+        self.encoder = encoder_for(c, act="identity")
+        self.decoder = decoder_for(c, act="identity")
 
     def encode(self, x, y=None):
         return self.encoder(x)  # (B, k)

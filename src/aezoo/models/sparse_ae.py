@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from ..config import check
-from ..nn.nets import make_decoder, make_encoder, unit_responses
+from ..nn.nets import decoder_for, encoder_for, unit_responses
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
 from .base import Autoencoder, ModelConfig, ModelOutput
@@ -49,8 +49,8 @@ class SparseAE(Autoencoder):
     def __init__(self, config: SparseAEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c)
+        self.decoder = decoder_for(c)
 
     def encode(self, x, y=None):
         a = self.encoder(x)  # (B, D)

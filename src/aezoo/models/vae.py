@@ -20,7 +20,7 @@ import torch
 from ..config import check
 from ..nn.distributions import DiagonalGaussian, log_mean_exp, standard_normal_log_prob
 from ..nn.likelihoods import make_likelihood
-from ..nn.nets import make_decoder, make_encoder
+from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
 from .base import Autoencoder, ModelConfig, ModelOutput
 
@@ -48,8 +48,8 @@ class VAE(Autoencoder):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.input_shape, 2 * c.latent_dim, c.hidden, c.channels, c.activation)
-        self.decoder = make_decoder(c.arch, c.input_shape, c.latent_dim, c.hidden, c.channels, c.activation)
+        self.encoder = encoder_for(c, 2 * c.latent_dim)
+        self.decoder = decoder_for(c)
         self.likelihood = make_likelihood(c.likelihood, c.sigma, c.learn_sigma)
 
     # --- the latent-variable interface shared with evaluation (ELBO, IWAE bound) ----------------

@@ -133,6 +133,16 @@ def make_decoder(arch: str, output_shape, in_dim: int, hidden: Sequence[int], ch
     return MLPDecoder(output_shape, in_dim, tuple(hidden)[::-1], act)
 
 
+def encoder_for(c, out_dim: int | None = None, input_shape=None, act: str | None = None) -> nn.Module:
+    """The encoder a ModelConfig ``c`` describes: input_shape -> out_dim (default: latent_dim)."""
+    return make_encoder(c.arch, input_shape or c.input_shape, out_dim or c.latent_dim, c.hidden, c.channels, act or c.activation)
+
+
+def decoder_for(c, in_dim: int | None = None, act: str | None = None) -> nn.Module:
+    """The decoder a ModelConfig ``c`` describes: in_dim (default: latent_dim) -> input_shape."""
+    return make_decoder(c.arch, c.input_shape, in_dim or c.latent_dim, c.hidden, c.channels, act or c.activation)
+
+
 def unit_responses(decoder: nn.Module, n_units: int) -> torch.Tensor:
     """decoder(e_j) - decoder(0) for each unit vector e_j: (n_units, *output_shape), in the decoder's
     pre-output space. For a one-layer decoder these are exactly the columns of its weight matrix, the
