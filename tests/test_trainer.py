@@ -138,3 +138,26 @@ def test_python_api_five_lines(tmp_path):
     z = aezoo.load(tmp_path / "vae").encode(data.test.x[:10])
     assert z.shape == (10, 2)
     assert (tmp_path / "vae" / "report.html").exists() and (tmp_path / "vae" / "eval.json").exists()
+
+
+def test_lr_schedules_follow_their_curves():
+    from aezoo.train.trainer import TrainConfig, lr_at
+
+    cos = TrainConfig(lr=1.0, lr_schedule="cosine", warmup_steps=10, min_lr=0.1)
+    lrs = [lr_at(cos, s, 110) for s in range(110)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up over 10 steps
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then monotone decay
+    assert lrs[60] == pytest.approx(0.55) and lrs[-1] == pytest.approx(0.1, abs=1e-3)
+    lin = TrainConfig(lr=1.0, lr_schedule="linear", warmup_steps=0.5)  # a fraction of the run
+    assert lr_at(lin, 24, 100) == pytest.approx(0.5) and lr_at(lin, 49, 100) == 1.0 and lr_at(lin, 75, 100) == pytest.approx(0.5)
+    assert lr_at(TrainConfig(lr=0.3), 5, 10) == 0.3
+
+
+def test_model_train_defaults_apply_unless_given(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(type(_new()), "train_defaults", {"lr": 5e-3, "lr_schedule": "cosine"})
+    aezoo.train(_new(), digits, steps=3, batch_size=32, out=tmp_path / "a", progress=False, report=False)
+    ran = json.loads((tmp_path / "a" / "config.json").read_text())["train"]
+    assert ran["lr"] == 5e-3 and ran["lr_schedule"] == "cosine"
+    aezoo.train(_new(), digits, steps=3, batch_size=32, lr=1e-4, out=tmp_path / "b", progress=False, report=False)
+    ran = json.loads((tmp_path / "b" / "config.json").read_text())["train"]
+    assert ran["lr"] == 1e-4 and ran["lr_schedule"] == "cosine"  # the user's value wins

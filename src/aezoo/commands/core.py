@@ -38,6 +38,9 @@ def _setup_train(p):
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], help="decay of the learning rate over the run (default: the model's, else constant)")
+    p.add_argument("--warmup-steps", type=float, help="linear warm-up: N steps, or a fraction of the run when < 1")
+    p.add_argument("--min-lr", type=float, help="where cosine/linear decay ends (default 0)")
     p.add_argument("--latent-dim", type=int)
     p.add_argument("--arch", choices=["mlp", "conv"])
     p.add_argument("--seed", type=int)
@@ -76,7 +79,7 @@ def train_cmd(args):
           f"{len(data.val) if data.val else 0} val, {len(data.test) if data.test else 0} test, shape {data.input_shape}", file=sys.stderr)
     out = Path(args.out or f"runs/{args.model}-{data.name}")
     opts = {**train_file}
-    for key in ("epochs", "steps", "batch_size", "lr", "seed", "device", "checkpoint_every"):
+    for key in ("epochs", "steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "seed", "device", "checkpoint_every"):
         v = getattr(args, key)
         if v is not None:
             opts[key] = v

@@ -58,6 +58,9 @@ class Autoencoder(nn.Module):
     generative: ClassVar[bool] = False  # has sample()
     needs_labels: ClassVar[bool] = False  # forward needs y (conditional models)
     discrete_codes: ClassVar[bool] = False  # codes are looked up from a codebook (no Jacobian, no Gaussian prior)
+    # training options this member needs to show its paper's behaviour (e.g. a learning rate or a
+    # schedule); ``aezoo.train`` and the CLI use them unless the user gives their own
+    train_defaults: ClassVar[dict[str, Any]] = {}
     # a tiny config for the contract tests and docs: overridden by models with other inputs
     tiny: ClassVar[dict[str, Any]] = {"input_shape": (1, 8, 8), "latent_dim": 4, "hidden": (16,), "channels": (4, 8)}
 

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ class TrainConfig:
     steps: int | None = None  # total optimizer steps; when set it overrides epochs
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay from lr to min_lr over the run
+    warmup_steps: float = 0  # linear warm-up: a number of steps, or a fraction of the run when < 1
+    min_lr: float = 0.0  # where cosine and linear decay end
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast
@@ -47,6 +50,8 @@ class TrainConfig:
         check(self.steps is None or self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr}")
+        check(self.warmup_steps >= 0 and math.isfinite(self.warmup_steps), "warmup_steps", f"must be >= 0 (steps, or a fraction of the run when < 1), got {self.warmup_steps}")
+        check(0 <= self.min_lr <= self.lr, "min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.eval_iw_samples >= 0, "eval_iw_samples", "must be >= 0")
 
@@ -72,6 +77,19 @@ class _Step(nn.Module):
 
     def forward(self, x, y=None):
         return self.model.training_step(x, y)
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total``: a pure function of the
+    step, so a resumed run follows the same curve as an uninterrupted one."""
+    warm = cfg.warmup_steps * total if cfg.warmup_steps < 1 else cfg.warmup_steps
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    t = min(1.0, (step - warm) / max(total - warm, 1))
+    frac = 0.5 * (1 + math.cos(math.pi * t)) if cfg.lr_schedule == "cosine" else 1 - t
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * frac
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -142,11 +160,12 @@ def train(model, data, *, out: str | Path | None = None, resume: bool | str = Fa
     """Train ``model`` on ``data`` (an ``aezoo.data.Dataset``). With ``out``, write the run folder:
     config.json, checkpoint.safetensors, metrics.jsonl, model.safetensors, eval.json, report.html.
 
-    ``options`` are ``TrainConfig`` fields: epochs, steps, batch_size, lr, seed, device, amp, compile, ...
+    ``options`` are ``TrainConfig`` fields: epochs, steps, batch_size, lr, seed, device, amp, compile, ...;
+    those not given come from the model's declared ``train_defaults``, then from ``TrainConfig``.
     ``resume``: True continues the run in ``out``; "auto" continues it when it has a checkpoint and
     starts it otherwise (for torchrun ``--max-restarts`` and requeued jobs).
     Returns the trained model (in eval mode)."""
-    cfg = build(TrainConfig, options)
+    cfg = build(TrainConfig, {**model.train_defaults, **options})
     _check_data(model, data)
     device = pick_device(cfg.device)
     ctx = distributed.init(device.type)
@@ -208,6 +227,7 @@ def train(model, data, *, out: str | Path | None = None, resume: bool | str = Fa
 
     bar = tqdm(total=total, initial=step, disable=not (cfg.progress and ctx.is_main), unit="step", dynamic_ncols=True, leave=True)
     last_save = time.monotonic()
+    scheduled = cfg.lr_schedule != "constant" or cfg.warmup_steps > 0
     epoch = step // steps_per_epoch
     # A host read (isfinite, float) every step would stall a GPU's queue, and ranks must agree on
     # time-based checkpoints; so on a GPU or under torchrun the loop counts non-finite losses on the
@@ -230,6 +250,9 @@ def train(model, data, *, out: str | Path | None = None, resume: bool | str = Fa
             n_steps = n_seen = 0
             for x, y in batches.epoch(epoch, start):
                 model.on_step(step, total)
+                if scheduled:
+                    for g in opt.param_groups:
+                        g["lr"] = lr_at(cfg, step, total)
                 with autocast():
                     res = stepper(x, y)
                 if sync_every == 1:
