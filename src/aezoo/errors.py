@@ -27,3 +27,8 @@ class TrainingError(AezooError):
 
 class NotSupportedError(AezooError):
     """The model cannot do what was asked (for example sampling from a non-generative model)."""
+
+
+class DataWarning(UserWarning):
+    """The data loads, but something about it changes what a run measures (values clipped to the
+    training range, for example). The CLI prints it as one line on stderr."""

@@ -5,6 +5,7 @@ import importlib
 import math
 import os
 import pkgutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -12,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 
 BINARIZE = ("none", "static", "dynamic")
 
@@ -114,16 +115,69 @@ def list_datasets() -> list[str]:
 
 
 # --- preprocessing -------------------------------------------------------------------------------
-def _to_float(arr: np.ndarray, scale: float | None, where: str) -> torch.Tensor:
+# One scaling, fitted on the training split, maps every split (issue 17): v -> (v / scale - lo) / span.
+# It is computed in float64, so float32 data near 3e38 cannot overflow on the way to [0, 1].
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _numeric(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype.kind not in "uifb":
         raise DataError(f"{where}: data must be numeric, got dtype {arr.dtype}")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).float()
-    if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).sum())
-        raise DataError(f"{where}: data contains {bad} NaN/Inf values")
+    if arr.dtype.kind == "f":  # checked in the file's own precision, before any cast can overflow
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise DataError(f"{where}: data contains {bad} NaN/Inf values")
+    return arr
+
+
+def _fit_scaling(x: np.ndarray, scale: float | None, normalize: str) -> tuple[float, float] | None:
+    """(lo, hi) of the training split in scaled units when min-max scaling applies (values outside
+    [0, 1] after ``scale``), else None."""
+    if normalize != "auto" or x.size == 0:
+        return None
+    lo, hi = float(x.min()), float(x.max())  # exact: min/max in the data's own dtype
     if scale:
-        x = x / scale
-    return x
+        lo, hi = lo / scale, hi / scale
+    return (lo, hi) if lo < 0 or hi > 1 else None
+
+
+def _apply_scaling(arr: np.ndarray, scale: float | None, minmax: tuple[float, float] | None, where: str) -> torch.Tensor:
+    """``arr`` through the training split's scaling, as float32 (arithmetic in float64, in chunks)."""
+    if arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2 and minmax is None:  # exact in float32: the fast path
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float()
+        return x / scale if scale else x
+    out = np.empty(arr.shape, np.float32)
+    src, dst = arr.reshape(len(arr), -1), out.reshape(len(arr), -1)
+    rows = max(1, (1 << 22) // max(1, src.shape[1]))
+    with np.errstate(over="ignore"):  # an overflow of the float32 cast is reported below, by name
+        for i in range(0, len(src), rows):
+            v = src[i : i + rows].astype(np.float64)
+            if scale:
+                v /= scale
+            if minmax is not None:
+                lo, hi = minmax
+                v = (v - lo) / (hi - lo if hi > lo else 1.0)
+            dst[i : i + rows] = v
+    if not np.isfinite(out).all():
+        big = float(np.abs(arr).max())
+        raise DataError(f"{where}: values up to {big:.3g} overflow float32 (largest {_F32_MAX:.3g}) after scaling; "
+                        "divide the data by a constant first")
+    return torch.from_numpy(out)
+
+
+def _clip_to_training_range(x: torch.Tensor, split: str, raw: np.ndarray, train_raw: np.ndarray, where: str) -> tuple[torch.Tensor, dict | None]:
+    """Clip a test split to [0, 1], where the training split's scaling maps the training values, and say
+    so when values fall outside (a Bernoulli decoder scored against targets up to 2 is silently wrong)."""
+    if x.numel() == 0 or (float(x.min()) >= 0 and float(x.max()) <= 1):
+        return x, None
+    n_out = int(((x < 0) | (x > 1)).sum())
+    note = {"values": n_out, "fraction": round(n_out / x.numel(), 6), "range": [float(raw.min()), float(raw.max())],
+            "training_range": [float(train_raw.min()), float(train_raw.max())]}
+    warnings.warn(DataWarning(
+        f"{where}: {n_out} {split} values ({100 * note['fraction']:.2g}%) fall outside [0, 1] after the training split's "
+        f"scaling (training values span [{note['training_range'][0]:.4g}, {note['training_range'][1]:.4g}], {split} values "
+        f"[{note['range'][0]:.4g}, {note['range'][1]:.4g}]); they are clipped to [0, 1]"), stacklevel=3)
+    return x.clamp(0, 1), note
 
 
 def _labels(arr, n: int, where: str) -> torch.Tensor | None:
@@ -173,24 +227,27 @@ def build(
     if raw.get("x_train") is None:
         raise DataError(f"{where}: no training inputs found")
     x_tr = np.asarray(raw["x_train"])
+    if x_tr.ndim == 0:
+        raise DataError(f"{where}: the inputs are a single number; expected one row per example")
     if x_tr.shape[0] == 0:
         raise DataError(f"{where}: the dataset is empty")
-    x_te = raw.get("x_test")
+    x_te = None if raw.get("x_test") is None else _numeric(np.asarray(raw["x_test"]), where)
+    x_tr = _numeric(x_tr, where)
     scale = raw.get("scale")
     if scale is None and normalize == "auto":
         # integers are scaled by their dtype's range; floats outside [0, 1] by min-max of train
         if x_tr.dtype == np.uint8:
             scale = 255.0
-    xt = _to_float(x_tr, scale, where)
-    xs = _to_float(np.asarray(x_te), scale, where) if x_te is not None else None
     pre: dict[str, Any] = {"scale": scale}
-    if normalize == "auto" and (float(xt.min()) < 0 or float(xt.max()) > 1):
-        lo, hi = float(xt.min()), float(xt.max())
-        span = hi - lo if hi > lo else 1.0
-        xt = (xt - lo) / span
-        if xs is not None:
-            xs = ((xs - lo) / span).clamp(0, 1)
-        pre["minmax"] = [lo, hi]
+    minmax = _fit_scaling(x_tr, scale, normalize)
+    if minmax is not None:
+        pre["minmax"] = list(minmax)
+    xt = _apply_scaling(x_tr, scale, minmax, where)
+    xs = _apply_scaling(x_te, scale, minmax, where) if x_te is not None else None
+    if xs is not None and normalize == "auto":
+        xs, clipped = _clip_to_training_range(xs, "test", x_te, x_tr, where)
+        if clipped:
+            pre["clipped"] = {"test": clipped}
     if raw.get("images", True):
         xt = _shape_images(xt)
         xs = _shape_images(xs) if xs is not None else None
@@ -259,8 +316,11 @@ def from_arrays(x, y=None, *, x_test=None, y_test=None, name: str = "arrays", **
 def _from_path(path: Path, label_column=None) -> dict[str, Any]:
     from . import readers
 
-    if not path.exists():
+    why = readers.why_missing(path)
+    if why == "no such file" and not os.path.islink(path):
         raise DataError(f"no dataset named or file found at {str(path)!r}; named datasets: {', '.join(list_datasets())}")
+    if why is not None:
+        raise DataError(f"{path}: {why}")
     if path.is_dir():
         idx = sorted(p for p in path.iterdir() if "idx" in p.name and "ubyte" in p.name)
         if idx:
@@ -282,7 +342,7 @@ def _from_path(path: Path, label_column=None) -> dict[str, Any]:
     if suffix in (".csv", ".tsv", ".txt"):
         x, y, _header, class_names = readers.read_csv(path, label_column=label_column)
         return {"x_train": x, "y_train": y, "class_names": class_names, "source": str(path), "images": False}
-    if "ubyte" in path.name or suffix in (".idx", ".gz"):
+    if "ubyte" in path.name or suffix in (".idx", ".idx.gz", ".gz"):
         x = readers.read_idx(path)
         return {"x_train": x, "source": str(path), "images": x.ndim >= 3}
     raise DataError(f"{path}: unsupported file type; use .npz/.npy, .csv, IDX files or a folder of images")

@@ -6,9 +6,10 @@ starts with the file's path, never as a traceback from numpy, gzip or Pillow.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import math
-import zipfile
+import os
 import zlib
 from pathlib import Path
 
@@ -42,10 +43,26 @@ def check_finite(arr: np.ndarray, where: str) -> None:
         raise DataError(f"{where}: contains {bad} NaN/Inf values")
 
 
+def why_missing(path: Path) -> str | None:
+    """Why ``path`` cannot be opened ("no such file", "symbolic link loop", "permission denied"),
+    or None when it exists: ``Path.exists`` says False for all of them (issue 17)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return f"broken symbolic link to {os.readlink(path)!r}" if os.path.islink(path) else "no such file"
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (too many levels of symbolic links)"
+        return (e.strerror or str(e)).lower()
+    except ValueError as e:  # e.g. a NUL byte in the name
+        return str(e)
+    return None
+
+
 def _existing_file(path) -> Path:
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    if (why := why_missing(path)) is not None:
+        raise DataError(f"{path}: {why}")
     if not path.is_file():
         raise DataError(f"{path}: is not a file")
     return path
@@ -144,8 +161,10 @@ def _load_npy(path: Path, source):
                 "supported, save numeric arrays (e.g. x.astype('float32'))"
             ) from None
         raise DataError(f"{path}: not a valid .npy/.npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"{path}: not a valid or a truncated .npy/.npz file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - numpy and zipfile raise many types on corrupt bytes
+        # (a flipped byte in a header gives tokenize.TokenError, one in a zip entry NotImplementedError,
+        # a huge shape MemoryError): all of them mean the file is damaged (issue 17)
+        raise DataError(f"{path}: not a valid or a truncated .npy/.npz file ({type(e).__name__}: {e})") from None
 
 
 def read_array_file(path) -> dict[str, np.ndarray]:
@@ -247,7 +266,8 @@ def read_image_folder(path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
             "(in the folder itself or in one subfolder per class)"
         )
 
-    unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+    # Pillow's decoders raise many types on damaged bytes (OSError, SyntaxError, struct.error, ...)
+    unreadable = Exception
 
     # First pass reads headers only (size, mode), so a size mismatch is found before decoding.
     modes = set()
