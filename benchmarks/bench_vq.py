@@ -19,7 +19,7 @@ import torch
 import aezoo
 from aezoo.commands.prior import fit_prior
 from aezoo.nn.priors import save_prior
-from aezoo.train.trainer import finish_run
+from aezoo.run import finish_run
 
 
 def main():

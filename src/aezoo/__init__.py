@@ -9,7 +9,7 @@ from . import data
 from .errors import AezooError, CheckpointError, ConfigError, DataError, NotSupportedError, TrainingError
 from .evaluate import evaluate
 from .registry import create, list_models, register
-from .train import train
+from .run import train
 from .train.checkpoint import load_model as load
 
 __version__ = "0.1.0"

@@ -1,8 +1,9 @@
 """The ``aezoo`` command line. Subcommands register with ``@command``; modules under
 ``aezoo/commands`` are imported at start-up, so a new command is one new file.
 
-Errors that aezoo raises on purpose (``AezooError``) print as one line on stderr with exit code 2;
-``AEZOO_DEBUG=1`` shows the traceback.
+Errors that aezoo raises on purpose (``AezooError``) and every ``OSError`` (a full disk, a folder
+that cannot be read) print as one line on stderr with exit code 2; aezoo's warnings print as one
+line too. ``AEZOO_DEBUG=1`` shows the traceback.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 from typing import Callable
 
 from .errors import AezooError
@@ -50,19 +52,37 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """aezoo's warnings (data clipped to the training range, an unfinished run) as one line on stderr."""
+    from .errors import DataWarning, RunWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (DataWarning, RunWarning)) and not os.environ.get("AEZOO_DEBUG"):
+            print(f"aezoo: warning: {message}".replace("\n", " "), file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
+    _one_line_warnings()
     try:
         return int(args._run(args) or 0)
-    except AezooError as e:
+    except (AezooError, OSError) as e:
+        # the error boundary: aezoo's own errors, and every OSError (a full disk, a folder that cannot
+        # be read or written, a file where a folder should be), as one line naming the file
         if os.environ.get("AEZOO_DEBUG"):
             raise
-        msg = str(e).replace("\n", " ")
-        print(f"aezoo: error: {msg}", file=sys.stderr)
+        msg = str(e) if isinstance(e, AezooError) else f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}"
+        print(f"aezoo: error: {msg}".replace("\n", " "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aezoo: interrupted; resume with --resume", file=sys.stderr)

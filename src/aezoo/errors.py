@@ -32,3 +32,8 @@ class NotSupportedError(AezooError):
 class DataWarning(UserWarning):
     """The data loads, but something about it changes what a run measures (values clipped to the
     training range, for example). The CLI prints it as one line on stderr."""
+
+
+class RunWarning(UserWarning):
+    """A run folder is usable but not what it may seem (an unfinished run serving its newest weights).
+    The CLI prints it as one line on stderr."""

@@ -45,13 +45,17 @@ def load_data(args, default_binarize: str = "none"):
     return load(args.data, **kwargs, **data_options(args))
 
 
-def load_run(run_dir: str, device: str = "auto"):
-    """(model, run metadata) of a finished or interrupted run."""
-    from ..train.checkpoint import load_model, read_json
+def add_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw", action="store_true", help="a run trained with --ema-decay: use its raw weights, not the EMA it serves")
+
+
+def load_run(run_dir: str, device: str = "auto", raw: bool = False):
+    """(model, run metadata) of a finished or unfinished run (an unfinished one says so on stderr)."""
+    from ..train.checkpoint import load_model, run_meta
     from ..train.trainer import pick_device
 
-    model = load_model(run_dir, pick_device(device))
-    return model, read_json(Path(run_dir) / "config.json")
+    model = load_model(run_dir, pick_device(device), raw=raw)
+    return model, run_meta(run_dir)
 
 
 def run_data(args, meta):

@@ -11,7 +11,7 @@ import torch
 
 from ..cli import command
 from ..errors import ConfigError, DataError
-from ._common import add_data_args, load_data, load_run, run_data, save_output
+from ._common import add_data_args, add_weights_arg, load_data, load_run, run_data, save_output
 
 
 @command("models", help="list the registered models")
@@ -31,8 +31,10 @@ def datasets(args):
 
 
 def _setup_train(p):
+    from ..train.loggers import LOGGERS
+
     p.add_argument("model", help="model name (see `aezoo models`)")
-    add_data_args(p, default="auto")
+    add_data_args(p)
     p.add_argument("--out", help="run folder (default runs/MODEL-DATASET)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
@@ -41,6 +43,11 @@ def _setup_train(p):
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], help="decay of the learning rate over the run (default: the model's, else constant)")
     p.add_argument("--warmup-steps", type=float, help="linear warm-up: N steps, or a fraction of the run when < 1")
     p.add_argument("--min-lr", type=float, help="where cosine/linear decay ends (default 0)")
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW) on weights with 2+ dims (default 0)")
+    p.add_argument("--clip-grad-norm", type=float, help="clip the gradient norm to X; the pre-clip norm is logged as grad_norm")
+    p.add_argument("--ema-decay", type=float, help="keep an EMA of the weights (e.g. 0.999): evaluated, reported and served "
+                   "as model.safetensors, the raw weights beside it as model-raw.safetensors")
+    p.add_argument("--log", action="append", choices=sorted(LOGGERS), help="also log to TensorBoard (RUN/tensorboard)")
     p.add_argument("--latent-dim", type=int)
     p.add_argument("--arch", choices=["mlp", "conv"])
     p.add_argument("--seed", type=int)
@@ -51,17 +58,23 @@ def _setup_train(p):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model config field, type-checked")
     p.add_argument("--config", help="YAML/JSON file with model fields (and a 'train' section)")
     p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"],
-                   help="continue the run in --out from its last checkpoint; 'auto': only if it has one (torchrun --max-restarts)")
+                   help="continue the run in --out from its last checkpoint (on its own data unless --data is given; "
+                   "the step budget, batch size, lr and its schedule may change, the model may not); "
+                   "'auto': only if it has one (torchrun --max-restarts)")
     p.add_argument("--no-report", action="store_true", help="skip the final evaluation and report")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+TRAIN_FLAGS = ("epochs", "steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay", "clip_grad_norm",
+               "ema_decay", "log", "seed", "device", "checkpoint_every")
 
 
 @command("train", help="train a model and write a run folder with its report", args=_setup_train)
 def train_cmd(args):
     from ..config import coerce_fields, load_file, parse_overrides
     from ..registry import create, get
-    from ..train import train
-    from ..train.checkpoint import read_json
+    from ..run import run_training
+    from ..train.checkpoint import CHECKPOINT, run_meta
 
     cls = get(args.model)
     file_cfg = load_file(args.config) if args.config else {}
@@ -72,14 +85,28 @@ def train_cmd(args):
     if args.arch is not None:
         model_cfg["arch"] = args.arch
     model_cfg = coerce_fields(cls.Config, model_cfg)  # fail on a bad --set before loading data
-    data = load_data(args)
+    data = None
+    if args.out is None:  # the default folder is named after the data
+        args.data = args.data or "auto"
+        data = load_data(args)
+    out = Path(args.out or f"runs/{args.model}-{data.name}")
+    resume = args.resume == "yes" or (args.resume == "auto" and (out / CHECKPOINT).exists())
+    if resume:
+        meta = run_meta(out)
+        if meta["model"] != args.model:
+            raise ConfigError(f"{out} holds a {meta['model']!r} run, not {args.model!r}")
+        if data is None:  # a resumed run goes on with its own data unless --data names other data
+            data = load_data(args) if args.data else run_data(args, meta)
+        model_cfg = {**meta["config"], **model_cfg}  # a changed field is refused by the trainer, by name
+    elif data is None:
+        args.data = args.data or "auto"
+        data = load_data(args)
     if "auto_fallback" in data.preprocessing:
         print(f"aezoo: {data.preprocessing['auto_fallback']}; using scikit-learn's digits", file=sys.stderr)
     print(f"aezoo: data {data.name} from {data.source or 'memory'}: {len(data.train)} train, "
           f"{len(data.val) if data.val else 0} val, {len(data.test) if data.test else 0} test, shape {data.input_shape}", file=sys.stderr)
-    out = Path(args.out or f"runs/{args.model}-{data.name}")
     opts = {**train_file}
-    for key in ("epochs", "steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "seed", "device", "checkpoint_every"):
+    for key in TRAIN_FLAGS:
         v = getattr(args, key)
         if v is not None:
             opts[key] = v
@@ -91,27 +118,22 @@ def train_cmd(args):
         opts["compile"] = True
     opts["progress"] = not args.quiet
     opts["report"] = not args.no_report
-    if args.resume == "auto":
-        args.resume = (out / "checkpoint.safetensors").exists()
-    args.resume = bool(args.resume)
-    if args.resume:
-        meta = read_json(out / "config.json")
-        if meta.get("model") != args.model:
-            raise ConfigError(f"{out} holds a {meta.get('model')!r} run, not {args.model!r}")
-        model_cfg = {**meta["config"], **model_cfg}
-        opts = {**{k: v for k, v in meta.get("train", {}).items() if k not in ("progress", "report")}, **opts}
     model_cfg.setdefault("input_shape", list(data.input_shape))
-    if getattr(cls, "needs_labels", False) and data.num_classes:
+    if cls.needs_labels and data.num_classes:
         model_cfg.setdefault("num_classes", data.num_classes)
     torch.manual_seed(opts.get("seed", 0))
     model = create(args.model, **model_cfg)
-    train(model, data, out=out, resume=args.resume, **opts)
+    result = run_training(model, data, out=out, resume=resume, **opts)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
-    print(f"run folder: {out}  (report: {out / 'report.html'})")
-    if (out / "eval.json").exists():
-        m = json.loads((out / "eval.json").read_text())
-        print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float)))
+    print(f"run folder: {out}" + (f"  (report: {out / 'report.html'})" if result.metrics is not None else ""))
+    if result.metrics:  # this run's own numbers, never an older eval.json's (issue 17 item 10)
+        print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if isinstance(v, float) and "/" not in k))
+
+
+def _check_n(n: int) -> None:
+    if n < 1:
+        raise ConfigError(f"-n must be >= 1, got {n}")
 
 
 def _eval_cmd_args(p):
@@ -121,6 +143,7 @@ def _eval_cmd_args(p):
     p.add_argument("--iw-samples", type=int, default=1000, help="importance samples K for nll_iw (0: skip)")
     p.add_argument("--corrupt", help="corruption for denoising metrics, e.g. mask:0.5, gaussian:0.3, salt_pepper:0.2")
     p.add_argument("--device", default="auto")
+    add_weights_arg(p)
     p.add_argument("--json", action="store_true")
 
 
@@ -128,7 +151,7 @@ def _eval_cmd_args(p):
 def eval_cmd(args):
     from ..evaluate import evaluate
 
-    model, meta = load_run(args.run_dir, args.device)
+    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     data = run_data(args, meta)
     opts = {"corrupt": args.corrupt} if args.corrupt else {}
     m = evaluate(model, data, args.split, iw_samples=args.iw_samples, **opts)
@@ -147,6 +170,7 @@ def _sample_cmd_args(p):
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    add_weights_arg(p)
     p.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (raw array)")
 
 
@@ -154,7 +178,8 @@ def _sample_cmd_args(p):
 def sample_cmd(args):
     import inspect
 
-    model, _meta = load_run(args.run_dir, args.device)
+    _check_n(args.n)
+    model, _meta = load_run(args.run_dir, args.device, raw=args.raw)
     torch.manual_seed(args.seed)
     kwargs = {}
     params = inspect.signature(model.sample).parameters
@@ -186,12 +211,14 @@ def _reconstruct_cmd_args(p):
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("-n", type=int, default=16)
     p.add_argument("--device", default="auto")
+    add_weights_arg(p)
     p.add_argument("--out", required=True, help="FILE.png (inputs above reconstructions) or FILE.npy")
 
 
 @command("reconstruct", help="reconstruct inputs from a dataset", args=_reconstruct_cmd_args)
 def reconstruct_cmd(args):
-    model, meta = load_run(args.run_dir, args.device)
+    _check_n(args.n)
+    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     data = run_data(args, meta)
     part = data.split(args.split)
     if part is None:
@@ -211,6 +238,7 @@ def _encode_cmd_args(p):
     add_data_args(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     p.add_argument("--device", default="auto")
+    add_weights_arg(p)
     p.add_argument("--out", required=True, help="FILE.npz with arrays z (and y where labelled)")
 
 
@@ -218,7 +246,7 @@ def _encode_cmd_args(p):
 def encode_cmd(args):
     from ..evaluate import encode_batched
 
-    model, meta = load_run(args.run_dir, args.device)
+    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     data = run_data(args, meta)
     names = ["train", "val", "test"] if args.split == "all" else [args.split]
     out = {}

@@ -47,7 +47,7 @@ def fit_prior(model, data, *, width=128, layers=4, heads=4, dropout=0.1, **train
     from ..config import build
     from ..data.core import Dataset, Split
     from ..nn.priors import CodePrior, CodePriorConfig, attach_prior
-    from ..train import train
+    from ..train import fit
 
     if not hasattr(model, "code_grids"):
         raise NotSupportedError(f"model {model.name!r} has no discrete codes to fit a prior to")
@@ -62,7 +62,7 @@ def fit_prior(model, data, *, width=128, layers=4, heads=4, dropout=0.1, **train
         "width": width, "layers": layers, "heads": heads, "dropout": dropout,
     })
     prior = CodePrior(cfg)
-    train(prior, codes, out=None, report=False, **train_options)
+    fit(prior, codes, out=None, **train_options)
     prior.eval()
     attach_prior(model, prior)
     return prior, codes
@@ -72,7 +72,7 @@ def fit_prior(model, data, *, width=128, layers=4, heads=4, dropout=0.1, **train
 def train_prior_cmd(args):
     from ..config import to_dict
     from ..nn.priors import PRIOR_CONFIG, save_prior
-    from ..train.trainer import finish_run
+    from ..run import finish_run
 
     run = Path(args.run_dir)
     model, meta = load_run(args.run_dir, args.device)

@@ -55,17 +55,26 @@ class Batches:
             raise ValueError(f"{self.n} examples are fewer than one global batch of {batch_size}")
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+        return self.batches_from(0)
+
+    def batches_from(self, offset: int) -> int:
+        """Batches in an epoch that starts ``offset`` examples into its permutation."""
+        left = max(self.n - offset, 0)
+        return left // self.batch_size if self.drop_last else math.ceil(left / self.batch_size)
 
     def permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.n, generator=g).to(self.x.device)
 
-    def epoch(self, epoch: int, start: int = 0):
-        """Yield the batches of ``epoch`` from batch index ``start`` on (for resuming mid-epoch)."""
+    def epoch(self, epoch: int, start: int = 0, offset: int = 0):
+        """Yield the batches of ``epoch`` from batch index ``start`` on (for resuming mid-epoch), the
+        first batch beginning ``offset`` examples into the permutation (a run resumed with another
+        batch size continues from the example it stopped at)."""
         perm = self.permutation(epoch)
-        for i in range(start, len(self)):
-            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
+        first = offset // self.batch_size  # batch numbering for the binarization seeds
+        for i in range(start, self.batches_from(offset)):
+            lo = offset + i * self.batch_size
+            idx = perm[lo : lo + self.batch_size]
             if self.world_size > 1:
                 idx = idx.tensor_split(self.world_size)[self.rank]
             x = self.x[idx]
@@ -74,6 +83,6 @@ class Batches:
                 x = x.to(self.device, non_blocking=True)
                 y = None if y is None else y.to(self.device, non_blocking=True)
             if self.binarize:  # seeded per batch, so resuming mid-epoch draws the same samples
-                g = torch.Generator(device=x.device).manual_seed((self.seed * 7_919 + epoch) * 1_000_003 + i)
+                g = torch.Generator(device=x.device).manual_seed((self.seed * 7_919 + epoch) * 1_000_003 + first + i)
                 x = torch.bernoulli(x, generator=g)
             yield x, y

@@ -8,7 +8,7 @@ The contract (what the trainer, evaluation, CLI and contract tests rely on):
 - ``encode(x, y=None)`` -> the code used as an embedding (deterministic: the posterior mean for
   variational models), ``decode(z, y=None)`` -> the mean of p(x|z) in data space.
 - ``sample(n, y=None)`` for generative models (``generative = True``).
-- Hooks with defaults here: ``training_step``, ``on_step``, ``eval_metrics``, ``latent_shape``.
+- Hooks with defaults here: ``training_step``, ``param_groups``, ``on_step``, ``eval_metrics``, ``latent_shape``.
 """
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ class ModelOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # named scalars for logging
     x_hat: torch.Tensor | None = None  # (B, *input_shape) reconstruction mean
     z: torch.Tensor | None = None  # (B, *latent_shape) code
+
+
+@dataclass
+class ParamGroup:
+    """Parameters a model trains with an optimizer of their own (FactorVAE's discriminator, for instance,
+    trains with Adam betas (0.5, 0.9) beside the VAE's). The trainer builds one AdamW per group from
+    these settings and never looks at the model's name. A group's loss is the model's business: the
+    trainer back-propagates ``out.loss`` once, so a term meant for one group detaches the others' tensors."""
+
+    name: str
+    params: list[nn.Parameter]
+    lr: float | None = None  # None: the run's --lr; the schedule (warm-up, decay) scales every group alike
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float | None = None  # None: the run's --weight-decay (decoupled; weights with 2+ dims only)
 
 
 @dataclass
@@ -96,6 +111,12 @@ class Autoencoder(nn.Module):
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> ModelOutput:
         """One step's loss. Models that train differently (sequences, two stages) override this."""
         return self(x, y)
+
+    def param_groups(self) -> list[ParamGroup]:
+        """What the trainer optimizes: one group of every trainable parameter by default. A model with
+        parts that train differently returns several groups; together they must hold every trainable
+        parameter exactly once."""
+        return [ParamGroup("model", [p for p in self.parameters() if p.requires_grad])]
 
     def on_step(self, step: int, total_steps: int) -> None:
         """Called before each training step: schedules (k-sparse k, capacity C) read progress here."""

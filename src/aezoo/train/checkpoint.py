@@ -1,10 +1,13 @@
 """Run folders and checkpoints: data, never code.
 
-- ``config.json``: format version, model name and config, data description, training arguments.
-- ``model.safetensors``: the weights (and buffers) to share.
-- ``checkpoint.safetensors``: weights, optimizer tensors and RNG states for resuming; everything
-  else (step, epoch, optimizer hyper-parameters) is JSON inside the safetensors header, so the
-  checkpoint is one file, replaced atomically (temp file, fsync, rename).
+- ``config.json``: format version, model name and config, data description, training arguments,
+  whether the run finished, and the history of its resumptions.
+- ``model.safetensors``: the newest weights (and buffers), rewritten with every checkpoint; its
+  header says the step they are from, the model config they fit, and whether they are the EMA of
+  the weights (``--ema-decay``; the raw weights are then in ``model-raw.safetensors``).
+- ``checkpoint.safetensors``: weights, EMA, optimizer tensors, RNG states and the partial epoch's
+  sums for resuming; everything else (step, epoch, optimizer hyper-parameters) is JSON inside the
+  safetensors header, so the checkpoint is one file, replaced atomically (temp file, fsync, rename).
 
 Nothing is ever unpickled.
 """
@@ -12,38 +15,63 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..errors import CheckpointError
+from ..errors import AezooError, CheckpointError, RunWarning
 
-FORMAT = "aezoo-run/1"
-CKPT_FORMAT = "aezoo-checkpoint/1"
+# 2: model.safetensors is rewritten with each checkpoint and says its step; config.json says whether
+#    the run finished; model-raw.safetensors beside EMA weights. Runs of format 1 still load.
+FORMAT = "aezoo-run/2"
+# 2: one optimizer per parameter group, EMA weights, partial-epoch sums. Format 1 still resumes.
+CKPT_FORMAT = "aezoo-checkpoint/2"
+MODEL = "model.safetensors"
+RAW = "model-raw.safetensors"  # the raw weights of a run trained with --ema-decay
+CHECKPOINT = "checkpoint.safetensors"
 
 
+def check_format(found: Any, current: str, where: str | Path) -> int:
+    """The version number of ``found`` (e.g. "aezoo-run/1") in ``current``'s family; refuses other
+    families and newer versions with the numbers in the message."""
+    family, _, newest = current.partition("/")
+    ver = found.partition("/")[2] if isinstance(found, str) and found.startswith(family + "/") else ""
+    if not ver.isdigit():
+        raise CheckpointError(f"{where}: not an {family} file (format {found!r}, expected {current!r})")
+    if int(ver) > int(newest):
+        raise CheckpointError(f"{where}: format {found} is newer than this aezoo reads ({current}); upgrade aezoo to load it")
+    return int(ver)
+
+
+# --- atomic files ------------------------------------------------------------------------------
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one. The file
+    gets the permissions of the user's umask, like any file they create (mkstemp's would be 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"  # clean_temp_files knows this pattern
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    except OSError as e:  # name the file the user knows, not the temp file (ENOSPC, EACCES, ...)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -54,28 +82,76 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         pass
 
 
+def clean_temp_files(run_dir: str | Path) -> list[Path]:
+    """Remove temp files that a killed writer left in ``run_dir`` (call it holding the run's lock)."""
+    removed = []
+    for p in Path(run_dir).glob(".*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def read_json(path: str | Path) -> Any:
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; anything else is a one-line CheckpointError naming the file."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"missing file {path}") from None
-    except json.JSONDecodeError as e:
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"corrupt JSON in {path}: {e}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found a {type(obj).__name__}")
+    return obj
 
 
+def run_meta(run_dir: str | Path) -> dict[str, Any]:
+    """config.json of a run, with its format and the keys every reader needs checked."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no run folder at {run_dir}")
+    path = run_dir / "config.json"
+    meta = read_json(path)
+    check_format(meta.get("format"), FORMAT, path)
+    for key, kind in (("model", str), ("config", dict)):
+        if key not in meta:
+            raise CheckpointError(f"{path}: missing key {key!r}")
+        if not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: {key!r} must be a {'string' if kind is str else 'JSON object'}, found {meta[key]!r:.60}")
+    return meta
+
+
+# --- safetensors -------------------------------------------------------------------------------
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # safetensors refuses shared storage; checkpoints are small enough to copy
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
 
+def encode(tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> bytes:
+    return st_save(_plain(tensors), metadata={"aezoo": json.dumps(metadata)} if metadata is not None else None)
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
-    meta = {"aezoo": json.dumps(metadata)} if metadata is not None else None
-    atomic_write(path, st_save(_plain(tensors), metadata=meta))
+    atomic_write(path, encode(tensors, metadata))
+
+
+def read_header(path: str | Path) -> dict[str, Any] | None:
+    """The aezoo metadata in a safetensors header, without reading the tensors (None if absent)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        return json.loads(meta["aezoo"]) if meta and "aezoo" in meta else None
+    except (SafetensorError, ValueError, OSError, json.JSONDecodeError):
+        return None
 
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
@@ -84,15 +160,15 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         raw = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"missing file {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         tensors = st_load(raw)
-        from safetensors import safe_open  # header metadata
-
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
-    except (SafetensorError, ValueError, OSError) as e:
+        info = json.loads(meta["aezoo"]) if meta and "aezoo" in meta else None
+    except (SafetensorError, ValueError, OSError) as e:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"corrupt safetensors file {path}: {e}") from None
-    info = json.loads(meta["aezoo"]) if meta and "aezoo" in meta else None
     return tensors, info
 
 
@@ -101,13 +177,20 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return dict(model.state_dict())
 
 
-def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, weights: str = "model.safetensors", config: str = "config.json") -> None:
-    """Write ``model.safetensors`` and ``config.json`` (merging ``extra`` into the JSON). Other file
-    names keep a second module of the run (e.g. a prior trained afterwards) beside the model."""
+def weights_header(model, **progress: Any) -> dict[str, Any]:
+    """What a weights file says about itself: enough to tell whether it fits config.json."""
+    from ..config import to_dict
+
+    return {"format": FORMAT, "model": model.name, "config": to_dict(model.config), **progress}
+
+
+def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, weights: str = MODEL, config: str = "config.json") -> None:
+    """Write the weights and ``config.json`` (merging ``extra`` into the JSON). Other file names keep a
+    second module of the run (e.g. a prior trained afterwards) beside the model."""
     from ..config import to_dict
 
     run_dir = Path(run_dir)
-    save_tensors(run_dir / weights, model_state(model), {"format": FORMAT, "model": model.name})
+    save_tensors(run_dir / weights, model_state(model), weights_header(model))
     cfg_path = run_dir / config
     meta = read_json(cfg_path) if cfg_path.exists() else {}
     meta.update({"format": FORMAT, "model": model.name, "config": to_dict(model.config)})
@@ -115,81 +198,137 @@ def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, 
     write_json(cfg_path, meta)
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = "model.safetensors"):
-    """Rebuild the model from ``config.json`` and load its weights; nothing executes from the files."""
+def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            return k
+    return None
+
+
+def load_state(model, state: dict[str, torch.Tensor], path: Path, saved_config: dict[str, Any] | None = None) -> None:
+    """Load ``state`` into ``model``; a mismatch is one line naming the config field that differs
+    (when the file says which config it was saved with) or the first tensor that does not fit."""
+    from ..config import to_dict
+
+    if saved_config is not None:
+        ours = json.loads(json.dumps(to_dict(model.config)))
+        field = _first_difference(saved_config, ours)
+        if field is not None:
+            raise CheckpointError(f"{path}: these weights were saved with config field {field!r} = {saved_config.get(field)!r}, "
+                                  f"but the model has {ours.get(field)!r} (config.json edited, or another run's file?)")
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise CheckpointError(f"{path}: tensor {k!r} has shape {tuple(v.shape)} in the file but {tuple(own[k].shape)} in the "
+                                  "model built from config.json: the config does not describe these weights")
+    model.load_state_dict(state)
+
+
+def newest_weights(run_dir: Path, raw: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, Path]:
+    """The run's newest weights: ``model.safetensors`` (or ``model-raw``), or the checkpoint's copy when
+    the checkpoint is newer (a run killed between writing the two). Returns (state, header, path)."""
+    name = RAW if raw and (run_dir / RAW).exists() else MODEL
+    path, ckpt_path = run_dir / name, run_dir / CHECKPOINT
+    head, ck = (read_header(path) if path.exists() else None), (read_header(ckpt_path) if ckpt_path.exists() else None)
+    ck_step = (ck or {}).get("progress", {}).get("step")
+    if ck_step is not None and (not path.exists() or (head is not None and head.get("step") is not None and ck_step > head["step"])):
+        tensors, ck = load_tensors(ckpt_path)
+        prefix = "ema." if any(k.startswith("ema.") for k in tensors) and not raw else "model."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if prefix == "ema.":  # non-float buffers are not averaged: take them from the raw weights
+            state.update({k[6:]: v for k, v in tensors.items() if k.startswith("model.") and k[6:] not in state})
+        return state, {"step": ck_step, "config": ck.get("config"), "from": CHECKPOINT}, ckpt_path
+    tensors, head = load_tensors(path)
+    return tensors, head, path
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu", weights: str = MODEL, raw: bool = False):
+    """Rebuild the model from ``config.json`` and load its newest weights; nothing executes from the files.
+
+    A run trained with ``--ema-decay`` serves the EMA of its weights (what its evaluation and report
+    use); ``raw=True`` gives the raw weights. An unfinished run (killed, stopped, or still training)
+    serves its newest weights with a ``RunWarning`` that says so."""
     from ..registry import create
 
     run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise CheckpointError(f"no run folder at {run_dir}")
-    meta = read_json(run_dir / "config.json")
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{run_dir}/config.json: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
-    model = create(meta["model"], **meta["config"])
-    path = run_dir / weights
-    if not path.exists() and (run_dir / "checkpoint.safetensors").exists():
-        path = run_dir / "checkpoint.safetensors"  # a run interrupted before its final save
-    tensors, _ = load_tensors(path)
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")} if path.name.startswith("checkpoint") else tensors
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    meta = run_meta(run_dir)
+    try:
+        model = create(meta["model"], **meta["config"])
+    except AezooError as e:
+        raise CheckpointError(f"{run_dir / 'config.json'}: {e}") from None
+    if weights == MODEL:
+        state, head, path = newest_weights(run_dir, raw)
+    else:
+        path = run_dir / weights
+        state, head = load_tensors(path)
+    load_state(model, state, path, (head or {}).get("config"))
+    if meta.get("finished") is False and weights == MODEL:
+        warnings.warn(RunWarning(unfinished_note(run_dir, meta, head)), stacklevel=2)
     model = model.to(device).eval()
     model.on_load(run_dir)  # a model with companion files in the run folder loads them
     return model
 
 
+def unfinished_note(run_dir: Path, meta: dict[str, Any], head: dict[str, Any] | None) -> str:
+    from .rundir import is_locked
+
+    step, total = (head or {}).get("step"), meta.get("total_steps")
+    at = f"step {step} of {total}" if step is not None else "an unknown step"
+    if meta.get("stopped"):
+        why = f"it stopped: {meta['stopped']}"
+    elif is_locked(run_dir):
+        why = "it is still training"
+    else:
+        why = f"it was interrupted; `aezoo train {meta['model']} --out {run_dir} --resume` continues it"
+    return f"{run_dir} is an unfinished run: using its newest weights, from {at} ({why})"
+
+
 # --- resumable training checkpoints ------------------------------------------------------------
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One optimizer's state as tensors ``optim.{name}.{param}.{key}`` and JSON (hyper-parameters, scalars)."""
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
         for k, v in st.items():
             if isinstance(v, torch.Tensor):
-                tensors[f"optim.{pid}.{k}"] = v
+                tensors[f"optim.{name}.{pid}.{k}"] = v
             else:
                 scalars[f"{pid}.{k}"] = v
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+def restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any], prefix: str | None = None) -> None:
+    """Restore the moments and step counts of ``optimizer``; its hyper-parameters (lr, betas, weight
+    decay) stay those it was built with, which are the run's current settings (issue 17: a resumed run
+    applies a changed --lr or --weight-decay instead of silently keeping the old one)."""
+    prefix = f"optim.{name}." if prefix is None else prefix
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
-        if key.startswith("optim."):
-            _, pid, k = key.split(".", 2)
+        if key.startswith(prefix):
+            pid, k = key[len(prefix):].split(".", 1)
             state.setdefault(int(pid), {})[k] = v
     for key, v in info["scalars"].items():
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
-    optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+    current = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    saved = info["param_groups"]
+    if len(saved) != len(current) or any(len(s["params"]) != len(g["params"]) for s, g in zip(saved, optimizer.param_groups)):
+        raise CheckpointError(f"the checkpoint's optimizer {name!r} has other parameter groups than the model declares")
+    optimizer.load_state_dict({"state": state, "param_groups": saved})
+    for g, hyper in zip(optimizer.param_groups, current):
+        g.update(hyper)
 
 
-def save_checkpoint(run_dir: str | Path, model, optimizer, progress: dict[str, Any], extra_modules: dict[str, torch.nn.Module] | None = None, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
-    tensors = {f"model.{k}": v for k, v in model_state(model).items()}
-    tensors.update(extra_tensors or {})  # e.g. every rank's RNG state in a distributed run
-    opt_t, opt_info = optimizer_tensors(optimizer)
-    tensors.update(opt_t)
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    meta = {"format": CKPT_FORMAT, "model": model.name, "progress": progress, "optimizer": opt_info}
-    save_tensors(Path(run_dir) / "checkpoint.safetensors", tensors, meta)
-
-
-def load_checkpoint(run_dir: str | Path, model, optimizer) -> dict[str, Any]:
-    """Restore weights, optimizer and RNG state in place; return the saved progress dict."""
-    path = Path(run_dir) / "checkpoint.safetensors"
+def read_checkpoint(run_dir: str | Path, model_name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The checkpoint's tensors and header, with its format and model checked."""
+    path = Path(run_dir) / CHECKPOINT
     tensors, meta = load_tensors(path)
-    if not meta or meta.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"{path}: not an aezoo checkpoint")
-    if meta.get("model") != model.name:
-        raise CheckpointError(f"{path}: checkpoint is of model {meta.get('model')!r}, not {model.name!r}")
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    restore_optimizer(optimizer, tensors, meta["optimizer"])
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    return meta["progress"]
+    if not meta:
+        raise CheckpointError(f"{path}: not an aezoo checkpoint (no aezoo header)")
+    meta["version"] = check_format(meta.get("format"), CKPT_FORMAT, path)
+    if meta.get("model") != model_name:
+        raise CheckpointError(f"{path}: checkpoint is of model {meta.get('model')!r}, not {model_name!r}")
+    return tensors, meta

@@ -1,0 +1,69 @@
+"""What ``aezoo train`` and ``aezoo.train`` do around the training loop: hold the run folder's lock,
+train (``aezoo.train.fit``), then on rank 0 evaluate on the test split and write ``eval.json`` and
+``report.html``. The loop trains and returns; figures and metrics live up here, so ``train/``
+imports nothing from ``viz/`` or ``evaluate/``."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .train import checkpoint as ckpt
+from .train import rundir
+from .train.trainer import Fit, _rank
+
+
+@dataclass
+class Trained:
+    model: Any
+    metrics: dict[str, Any] | None  # this invocation's test metrics (None without a report)
+
+
+def run_training(model, data, *, out: str | Path | None = None, resume: bool | str = False, **options: Any) -> Trained:
+    """Train, then evaluate and report; returns the model and the metrics this call measured."""
+    import torch.distributed as dist
+
+    run = Path(out) if out is not None else None
+    metrics = None
+    with rundir.locked(run, enabled=_rank() == 0) if run is not None else contextlib.nullcontext():
+        loop = Fit(model, data, out, resume, options)
+        model = loop()
+        # rank 0 alone evaluates and reports (no collectives in there: models run them only in training
+        # mode); the other ranks wait at a barrier (see train/distributed.py on its timeout)
+        if run is not None and loop.is_main and loop.cfg.report:
+            metrics = finish_run(run, model, data, iw_samples=loop.cfg.eval_iw_samples, raw=loop.ema is not None)
+    if dist.is_initialized():
+        dist.barrier()
+    return Trained(model, metrics)
+
+
+def train(model, data, *, out: str | Path | None = None, resume: bool | str = False, **options: Any):
+    """Train ``model`` on ``data`` (an ``aezoo.data.Dataset``). With ``out``, write the run folder:
+    config.json, checkpoint.safetensors, metrics.jsonl, model.safetensors, eval.json, report.html.
+
+    ``options`` are ``TrainConfig`` fields: epochs, steps, batch_size, lr, lr_schedule, warmup_steps,
+    weight_decay, clip_grad_norm, ema_decay, log, seed, device, amp, compile, ...; those not given come
+    from the model's declared ``train_defaults``, then from ``TrainConfig`` (on resume: from the run).
+    ``resume``: True continues the run in ``out``; "auto" continues it when it has a checkpoint and
+    starts it otherwise (for torchrun ``--max-restarts`` and requeued jobs).
+    Returns the trained model in eval mode: with ``ema_decay``, holding the EMA weights (what
+    ``aezoo.load`` serves; ``aezoo.load(run, raw=True)`` gives the raw ones)."""
+    return run_training(model, data, out=out, resume=resume, **options).model
+
+
+def finish_run(run: Path, model, data, iw_samples: int = 100, raw: bool = False) -> dict[str, Any]:
+    """Evaluate on the test split, write eval.json, and build report.html. ``raw``: the run keeps an
+    EMA of its weights, so evaluate the raw weights too (keys ``raw/...``)."""
+    from .evaluate import evaluate
+    from .viz.report import build_report
+
+    run = Path(run)
+    metrics = evaluate(model, data, "test", iw_samples=iw_samples)
+    if raw:
+        raw_model = ckpt.load_model(run, model.device, raw=True)
+        m = evaluate(raw_model, data, "test", iw_samples=iw_samples)
+        metrics.update({f"raw/{k}": v for k, v in m.items() if isinstance(v, float)})
+    ckpt.write_json(run / "eval.json", metrics)
+    build_report(run, model=model, data=data)
+    return metrics
