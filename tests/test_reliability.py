@@ -133,7 +133,7 @@ def test_test_split_takes_the_training_scaling_and_says_when_values_fall_outside
     x = np.linspace(0, 1, 60, dtype=np.float32).reshape(10, 6)  # training values in [0, 1]
     with pytest.warns(DataWarning, match=r"test values .* outside \[0, 1\] .*test values \[0, 2\].*clipped"):
         data = aezoo.data.from_arrays(x, x_test=2 * x)
-    assert float(data.test.x.max()) == 1.0 and data.preprocessing["clipped"]["test"]["range"] == [0.0, 2.0]
+    assert float(data.test.x.max()) == 1.0 and data.preprocessing["clipped"]["test"]["range"][1] == 2.0
     # min-max scaling fitted on train maps test with the same offset and span
     data = aezoo.data.from_arrays(10 + 4 * x, x_test=np.full((3, 6), 12, np.float32))
     assert data.preprocessing["minmax"] == [10.0, 14.0] and np.allclose(data.test.x.numpy(), 0.5)
@@ -166,3 +166,298 @@ def test_symlink_loop_and_broken_link_are_named(tmp_path):
 
     with pytest.raises(DataError, match="symbolic link loop"):
         read_array_file(tmp_path / "a.npz")
+
+
+# --- run folders ------------------------------------------------------------------------------------
+from aezoo.cli import main  # noqa: E402
+from aezoo.train import checkpoint as ckpt  # noqa: E402
+from aezoo.train import rundir  # noqa: E402
+
+TRAIN = ["train", "ae", "--data", "digits", "--limit", "300", "--batch-size", "32", "--latent-dim", "3", "--set", "hidden=32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return aezoo.data.load("digits", limit=300)
+
+
+def _new(seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    return aezoo.create("ae", input_shape=(1, 8, 8), latent_dim=3, hidden=(32,))
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_at(model, step):
+    def on_step(s, total):
+        if s == step:
+            raise Stop(s)
+
+    model.on_step = on_step
+    return model
+
+
+def _stopped_run(run: Path, digits, at: int = 12, every: int = 5, **options):
+    """A run killed at step ``at`` (its checkpoints every ``every`` steps)."""
+    with pytest.raises(Stop):
+        aezoo.train(_stop_at(_new(), at), digits, steps=40, batch_size=32, checkpoint_every=every, out=run, progress=False, **options)
+    return run
+
+
+def one_line_error(capsys, code, pattern):
+    import re
+
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("aezoo: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+def test_item1_a_killed_run_serves_its_newest_weights_and_says_it_is_unfinished(digits, tmp_path, capsys):
+    import torch
+
+    run = _stopped_run(tmp_path / "run", digits)  # killed at step 12: checkpoints of steps 5 and 10 committed
+    head = ckpt.read_header(run / "model.safetensors")
+    assert head["step"] == 10 and head["finished"] is False
+    ck, _ = ckpt.load_tensors(run / "checkpoint.safetensors")
+    served = ckpt.load_tensors(run / "model.safetensors")[0]
+    assert all(torch.equal(served[k], ck[f"model.{k}"]) for k in served)  # not the step-0 weights
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["finished"] is False and meta["total_steps"] == 40
+    with pytest.warns(aezoo.errors.RunWarning, match=r"unfinished run: using its newest weights, from step 10 of 40 .*interrupted.*--resume"):
+        aezoo.load(run)
+    # the commands say so in one line on stderr, and go on
+    assert main(["eval", str(run), "--iw-samples", "0", "--json"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aezoo: warning:") and "step 10 of 40" in err[0]
+    # killed between writing the checkpoint and the weights: the newer checkpoint wins
+    (run / "model.safetensors").write_bytes(ckpt.encode(ckpt.model_state(_new(seed=5)), ckpt.weights_header(_new(), step=5, finished=False)))
+    with pytest.warns(aezoo.errors.RunWarning, match="step 10 of 40"):
+        model = aezoo.load(run)
+    assert all(torch.equal(v, ck[f"model.{k}"]) for k, v in model.state_dict().items())
+    # finished: no warning
+    aezoo.train(_new(), digits, out=run, resume=True, progress=False, eval_iw_samples=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aezoo.load(run)
+    assert json.loads((run / "config.json").read_text())["finished"] is True
+
+
+def test_item1_a_run_without_a_checkpoint_has_no_weights_to_serve(digits, tmp_path):
+    run = _stopped_run(tmp_path / "run", digits, at=3)
+    assert not (run / "model.safetensors").exists()  # no step-0 weights posing as a result
+    with pytest.raises(aezoo.CheckpointError, match="missing file .*model.safetensors"):
+        aezoo.load(run)
+
+
+def test_item3_a_second_run_on_the_same_folder_is_refused_while_the_first_lives(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "aezoo", *TRAIN, "--steps", "100000", "--no-report", "--out", str(run)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not rundir.is_locked(run):
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+        assert rundir.is_locked(run)
+        one_line_error(capsys, main([*TRAIN, "--steps", "3", "--out", str(run)]), rf"{run} is in use by another aezoo process \(pid {first.pid}\)")
+        one_line_error(capsys, main([*TRAIN, "--steps", "3", "--out", str(run), "--resume", "auto"]), "in use by another aezoo process")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert not rundir.is_locked(run)  # the kernel dropped the lock with the process: nothing stale
+    with rundir.locked(run):
+        assert rundir.is_locked(run)
+
+
+def test_item2_resume_applies_a_changed_lr_and_records_it(digits, tmp_path):
+    run = _stopped_run(tmp_path / "run", digits)
+    from aezoo.train.trainer import Fit
+
+    loop = Fit(_new(), digits, run, True, {"lr": 2e-4})
+    assert loop.optimizers["model"][0].param_groups[0]["lr"] == 2e-4  # not the 1e-3 the optimizer state held
+    loop()
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["train"]["lr"] == 2e-4 and meta["resumed"] == [{"step": 10, "changed": {"lr": [1e-3, 2e-4]}}]
+
+
+def test_item4_resume_with_another_shape_names_the_field(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--steps", "3", "--no-report", "--out", str(run)]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, main([*TRAIN, "--steps", "6", "--out", str(run), "--resume", "--latent-dim", "5"]), r"model config field 'latent_dim' \(3 in .*5 asked for\)")
+    one_line_error(capsys, main([*TRAIN, "--steps", "6", "--out", str(run), "--resume", "--arch", "conv"]), r"model config field 'arch'")
+    # config.json edited by hand: the checkpoint's own header names the field that no longer fits
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"]["latent_dim"] = 7
+    (run / "config.json").write_text(json.dumps(meta))
+    one_line_error(capsys, main(["train", "ae", "--out", str(run), "--resume"]), r"saved with config field 'latent_dim' = 3, but the model has 7")
+    one_line_error(capsys, main(["eval", str(run)]), r"model.safetensors: these weights were saved with config field 'latent_dim' = 3")
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda m: [1, 2], r"config.json: expected a JSON object, found a list"),
+    (lambda m: {k: v for k, v in m.items() if k != "config"}, r"config.json: missing key 'config'"),
+    (lambda m: {**m, "config": {**m["config"], "depth": 3}}, r"config.json: unknown config field 'depth'"),
+    (lambda m: {**m, "format": "aezoo-run/9"}, r"format aezoo-run/9 is newer than this aezoo reads \(aezoo-run/2\)"),
+    (lambda m: {**m, "format": "something"}, r"not an aezoo-run file"),
+])
+def test_item4_6_a_damaged_or_newer_config_json_is_one_line(tmp_path, capsys, edit, pattern):
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--steps", "3", "--no-report", "--out", str(run)]) == 0
+    capsys.readouterr()
+    before = edit(json.loads((run / "config.json").read_text()))
+    (run / "config.json").write_text(json.dumps(before))
+    one_line_error(capsys, main(["eval", str(run)]), pattern)
+    one_line_error(capsys, main(["sample", str(run), "--out", str(tmp_path / "s.png")]), pattern)
+    one_line_error(capsys, main(["train", "ae", "--out", str(run), "--resume"]), pattern)
+    assert json.loads((run / "config.json").read_text()) == before  # never rewritten as another format
+
+
+def test_item6_a_newer_checkpoint_format_is_refused_with_the_versions(digits, tmp_path):
+    run = _stopped_run(tmp_path / "run", digits)
+    tensors, meta = ckpt.load_tensors(run / "checkpoint.safetensors")
+    ckpt.save_tensors(run / "checkpoint.safetensors", tensors, {**meta, "format": "aezoo-checkpoint/3"})
+    with pytest.raises(aezoo.CheckpointError, match=r"format aezoo-checkpoint/3 is newer than this aezoo reads \(aezoo-checkpoint/2\)"):
+        aezoo.train(_new(), digits, out=run, resume=True, progress=False)
+
+
+def test_item4_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    import errno
+
+    run = tmp_path / "run"
+    real = os.fdopen
+    full = {"on": False}
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(ckpt.os, "fdopen", lambda fd, mode: Full(real(fd, mode)) if full["on"] else real(fd, mode))
+    from aezoo.models.ae import AE
+
+    monkeypatch.setattr(AE, "on_step", lambda self, step, total: full.update(on=step >= 12))
+    code = main([*TRAIN, "--steps", "40", "--checkpoint-every", "5", "--out", str(run)])
+    one_line_error(capsys, code, r"cannot write .*/checkpoint.safetensors: No space left on device; the checkpoint of step 10 is intact; .*--resume")
+    assert ckpt.read_header(run / "checkpoint.safetensors")["progress"]["step"] == 10 and not list(run.glob(".*.tmp"))
+    full["on"] = False
+    monkeypatch.undo()
+    assert main([*TRAIN, "--steps", "40", "--checkpoint-every", "5", "--no-report", "--out", str(run), "--resume"]) == 0
+
+
+def test_item4_an_os_error_anywhere_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    one_line_error(capsys, main([*TRAIN, "--steps", "1", "--out", str(tmp_path / "file" / "run")]), r"file/run: Not a directory")
+
+
+def test_item4_an_unreadable_folder_is_one_line(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "imgs" / "a"
+    folder.mkdir(parents=True)
+    Image.fromarray(_X[0]).save(folder / "0.png")
+    folder.parent.chmod(0o300)  # neither listable nor readable, but enterable
+    cmd = [sys.executable, "-m", "aezoo", *TRAIN[:2], "--data", str(folder.parent), "--steps", "1"]
+    if os.geteuid() == 0:  # root reads everything: run as nobody
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv")
+        tmp_path.chmod(0o755)
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "AEZOO_OFFLINE": "1", "HOME": str(tmp_path)})
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == f"aezoo: error: {folder.parent}: Permission denied"
+
+
+@pytest.mark.parametrize("n", ["-3", "0"])
+def test_item4_sample_and_reconstruct_refuse_n_below_one(tmp_path, capsys, n):
+    run = tmp_path / "run"
+    assert main(["train", "vae", *TRAIN[2:], "--steps", "2", "--no-report", "--out", str(run)]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, main(["sample", str(run), "-n", n, "--out", str(tmp_path / "s.png")]), rf"-n must be >= 1, got {n}")
+    one_line_error(capsys, main(["reconstruct", str(run), "-n", n, "--out", str(tmp_path / "r.png")]), rf"-n must be >= 1, got {n}")
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_item5_a_nan_at_the_first_step_says_nothing_was_saved(digits, tmp_path):
+    model = _new()
+    model.training_step = lambda x, y=None: aezoo.models.base.ModelOutput(x.sum() * float("nan"))
+    with pytest.raises(aezoo.TrainingError, match=r"non-finite loss at step 0 .*no checkpoint was written before it.*nothing to resume"):
+        aezoo.train(model, digits, steps=30, batch_size=32, out=tmp_path, progress=False)
+    assert not (tmp_path / "checkpoint.safetensors").exists() and not (tmp_path / "model.safetensors").exists()
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["finished"] is False and "non-finite loss at step 0" in meta["stopped"]
+
+
+def test_item5_the_checkpoint_kept_after_a_nan_holds_weights_whose_loss_was_finite(digits, tmp_path):
+    import torch
+
+    model = _new()
+    real, losses = model.training_step, []
+
+    def step(x, y=None):
+        out = real(x, y)
+        if not model.training:  # validation at the epoch end
+            return out
+        if len(losses) == 11:  # the weights after step 11 give a NaN loss
+            out = aezoo.models.base.ModelOutput(out.loss * float("nan"), out.terms)
+        losses.append(float(out.loss.detach()))
+        return out
+
+    model.training_step = step
+    with pytest.raises(aezoo.TrainingError, match=r"step 11 .*last checkpoint on disk is of step 10, whose loss was finite"):
+        aezoo.train(model, digits, steps=30, batch_size=32, checkpoint_every=1, out=tmp_path, progress=False)
+    # checkpointed every step, but the weights of step 11 were never written: their loss was NaN
+    assert ckpt.read_header(tmp_path / "checkpoint.safetensors")["progress"]["step"] == 10
+    assert ckpt.read_header(tmp_path / "model.safetensors")["step"] == 10 and torch.isfinite(torch.tensor(losses[10]))
+
+
+def test_item9_stale_temp_files_of_a_killed_writer_are_cleaned_on_resume(digits, tmp_path):
+    run = _stopped_run(tmp_path / "run", digits)
+    orphan = run / ".checkpoint.safetensors.abcd1234.tmp"  # what a kill during a checkpoint write leaves
+    orphan.write_bytes(b"half a checkpoint")
+    aezoo.train(_new(), digits, out=run, resume=True, progress=False, report=False)
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_item10_resume_without_report_prints_no_stale_metrics(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--steps", "3", "--out", str(run)]) == 0
+    assert "test: " in capsys.readouterr().out and (run / "eval.json").exists()
+    assert main([*TRAIN, "--steps", "6", "--out", str(run), "--resume", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "test: " not in out and "report" not in out
+    assert not (run / "eval.json").exists() and not (run / "report.html").exists()  # they described older weights
+
+
+def test_item7_the_cli_says_in_one_line_when_test_values_are_clipped(tmp_path, capsys):
+    x = np.linspace(0, 1, 600, dtype=np.float32).reshape(100, 6)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=2 * x[-20:])
+    assert main(["train", "ae", "--data", str(tmp_path / "d.npz"), "--steps", "1", "--no-report", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    warn = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("aezoo: warning:")]
+    assert len(warn) == 1 and "test values" in warn[0] and "clipped to [0, 1]" in warn[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["preprocessing"]["clipped"]["test"]["range"][1] == 2.0

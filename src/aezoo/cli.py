@@ -52,7 +52,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warnings() -> None:
+def _one_line_warnings():
     """aezoo's warnings (data clipped to the training range, an unfinished run) as one line on stderr."""
     from .errors import DataWarning, RunWarning
 
@@ -65,6 +65,7 @@ def _one_line_warnings() -> None:
             default(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+    return default
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
-    _one_line_warnings()
+    default_show = _one_line_warnings()
     try:
         return int(args._run(args) or 0)
     except (AezooError, OSError) as e:
@@ -81,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         # be read or written, a file where a folder should be), as one line naming the file
         if os.environ.get("AEZOO_DEBUG"):
             raise
-        msg = str(e) if isinstance(e, AezooError) else f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}"
+        msg = str(e) if isinstance(e, AezooError) else f"{str(e.filename) + ': ' if e.filename is not None else ''}{e.strerror or e}"
         print(f"aezoo: error: {msg}".replace("\n", " "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aezoo: interrupted; resume with --resume", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = default_show
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..cli import command
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ._common import add_data_args, add_weights_arg, load_data, load_run, run_data, save_output
 
 
@@ -97,7 +97,11 @@ def train_cmd(args):
             raise ConfigError(f"{out} holds a {meta['model']!r} run, not {args.model!r}")
         if data is None:  # a resumed run goes on with its own data unless --data names other data
             data = load_data(args) if args.data else run_data(args, meta)
-        model_cfg = {**meta["config"], **model_cfg}  # a changed field is refused by the trainer, by name
+        try:
+            recorded = coerce_fields(cls.Config, meta["config"])
+        except ConfigError as e:
+            raise CheckpointError(f"{out / 'config.json'}: {e}") from None
+        model_cfg = {**recorded, **model_cfg}  # a changed field is refused by the trainer, by name
     elif data is None:
         args.data = args.data or "auto"
         data = load_data(args)

@@ -53,7 +53,7 @@ def why_missing(path: Path) -> str | None:
             return f"broken symbolic link to {os.readlink(path)!r}" if os.path.islink(path) else "no such file"
         if e.errno == errno.ELOOP:
             return "symbolic link loop (too many levels of symbolic links)"
-        return (e.strerror or str(e)).lower()
+        return e.strerror or str(e)
     except ValueError as e:  # e.g. a NUL byte in the name
         return str(e)
     return None

@@ -604,6 +604,7 @@ class Fit:
                 self._disk(ckpt.atomic_write, self.run / name, blob)
             self.meta.update({"finished": True, "step": self.pos.step})
             self._disk(ckpt.write_json, self.run / "config.json", self.meta)
+            ckpt.clean_temp_files(self.run)
         if served is not None:
             model.load_state_dict(served)  # the returned model is the one aezoo.load serves
 
