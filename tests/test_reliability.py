@@ -264,7 +264,7 @@ def test_item3_a_second_run_on_the_same_folder_is_refused_while_the_first_lives(
 
     run = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "aezoo", *TRAIN, "--steps", "100000", "--no-report", "--out", str(run)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not rundir.is_locked(run):
@@ -388,7 +388,7 @@ def test_item4_an_unreadable_folder_is_one_line(tmp_path):
             pytest.skip("running as root without setpriv")
         tmp_path.chmod(0o755)
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "AEZOO_OFFLINE": "1", "HOME": str(tmp_path)})
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "AEZOO_OFFLINE": "1", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"})
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1] == f"aezoo: error: {folder.parent}: Permission denied"
 

@@ -84,7 +84,7 @@ def test_dynamic_binarization_resume_is_deterministic(tmp_path):
 
 
 def _cli(*args, **kw):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # a tiny model: a second thread only contends
     return subprocess.Popen([sys.executable, "-m", "aezoo", *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

@@ -119,7 +119,7 @@ def check_same_model_and_data(run: Path, meta: dict[str, Any], model_name: str, 
                               f"{_get(_plain(data), field)!r} now; resume on the run's own data (leave out --data)")
 
 
-def resume_options(run: Path, recorded: dict[str, Any], options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
+def resume_options(recorded: dict[str, Any], options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
     """The training options of a resumed run: the recorded ones, with ``options`` applied where
     ``--resume`` may change them. Returns (options, {field: [old, new]} of what changed)."""
     merged = {**recorded, **options}

@@ -203,7 +203,8 @@ class _Pending:
 
 
 class Fit:
-    """One invocation of the training loop. ``fit()`` runs it; each named method is one step of it."""
+    """One invocation of the training loop: ``Fit(...)()`` trains and returns the model; each named
+    method is one step of it. Its caller holds the run folder's lock (``fit`` and ``aezoo.run`` do)."""
 
     def __init__(self, model, data, out: str | Path | None, resume: bool | str, options: dict[str, Any]):
         self.model, self.data = model, data
@@ -249,7 +250,7 @@ class Fit:
                     raise TrainingError(f"nothing to resume: no {ckpt.CHECKPOINT} in {run}")
                 meta = ckpt.run_meta(run)  # the format is checked on every load (issue 17 item 6)
                 rundir.check_same_model_and_data(run, meta, model.name, to_dict(model.config), self.data.describe())
-                options, changed = rundir.resume_options(run, meta.get("train", {}), options)
+                options, changed = rundir.resume_options(meta.get("train", {}), options)
             elif has_ckpt or (run / ckpt.MODEL).exists():
                 hint = " (a torchrun restart: launch with --resume auto)" if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) else ""
                 raise TrainingError(f"{run} already holds a run; pass --resume to continue it or choose another --out{hint}")
@@ -609,7 +610,7 @@ class Fit:
             model.load_state_dict(served)  # the returned model is the one aezoo.load serves
 
     def _stopped(self, why: str) -> None:
-        if self.run is not None and self.is_main and getattr(self, "meta", None) and "train" in self.meta:
+        if self.run is not None and self.is_main:
             self.meta["stopped"] = why
             with contextlib.suppress(OSError):
                 ckpt.write_json(self.run / "config.json", self.meta)
