@@ -117,6 +117,8 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     assert r.wait(timeout=120) == 0, r.stderr.read()
     _same_files(tmp_path / "ref", run)
     assert _records(run) == _records(tmp_path / "ref")
+    ran = json.loads((run / "config.json").read_text())["train"]
+    assert (ran["lr_schedule"], ran["warmup_steps"], ran["weight_decay"], ran["clip_grad_norm"], ran["ema_decay"]) == ("cosine", 30, 1e-2, 0.5, 0.95)
     assert not list(run.glob(".*.tmp")), "temporary checkpoint files were left behind"
 
 
@@ -319,12 +321,17 @@ def test_a_model_declares_its_own_parameter_groups_and_optimizers(digits, tmp_pa
 def test_tensorboard_events_read_back_with_tensorboards_own_reader(digits, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    aezoo.train(_new(), digits, epochs=2, batch_size=32, log=("tensorboard",), out=tmp_path, progress=False, report=False)
+    opts = dict(epochs=2, batch_size=32, log=("tensorboard",), progress=False, report=False)
+    with pytest.raises(Stop):  # killed in epoch 2, after the checkpoint of step 15: the events of 16-21 are its tail
+        aezoo.train(_stop_at(_new(), 22), digits, out=tmp_path, **opts)
+    aezoo.train(_new(), digits, out=tmp_path, resume=True, progress=False)
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert {"train/loss", "val/loss", "val/kl", "step/loss", "step/lr"} <= set(tags)
     assert [e.step for e in acc.Scalars("train/loss")] == [15, 30]
+    steps = [e.step for e in acc.Scalars("step/lr")]
+    assert steps == sorted(set(steps))  # each step once: the killed run's tail is purged
     assert acc.Scalars("train/loss")[0].value == pytest.approx(json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["train/loss"])
 
 
@@ -385,3 +392,15 @@ def test_resume_applies_a_changed_lr_batch_size_and_budget_and_records_them(digi
         aezoo.train(aezoo.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden=(16,)), digits, out=tmp_path, resume=True, progress=False)
     with pytest.raises(aezoo.ConfigError, match=r"other data: n_test is 103 .* but 52 now"):
         aezoo.train(_new(), aezoo.data.load("digits", limit=256), out=tmp_path, resume=True, progress=False)
+
+
+def test_knobs_from_a_config_file_and_the_command_line(tmp_path):
+    from aezoo.cli import main
+
+    (tmp_path / "c.yaml").write_text("hidden: [32]\ntrain:\n  weight_decay: 0.01\n  ema_decay: 0.99\n  log: tensorboard\n  clip_grad_norm: 2\n")
+    args = ["train", "ae", "--data", "digits", "--limit", "200", "--steps", "2", "--quiet", "--no-report", "--config", str(tmp_path / "c.yaml")]
+    assert main([*args, "--lr-schedule", "linear", "--warmup-steps", "0.5", "--min-lr", "1e-4", "--clip-grad-norm", "3", "--out", str(tmp_path / "run")]) == 0
+    ran = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert ran["weight_decay"] == 0.01 and ran["ema_decay"] == 0.99 and ran["log"] == ["tensorboard"]
+    assert ran["clip_grad_norm"] == 3 and ran["lr_schedule"] == "linear" and ran["warmup_steps"] == 0.5 and ran["min_lr"] == 1e-4
+    assert (tmp_path / "run" / "model-raw.safetensors").exists() and list((tmp_path / "run" / "tensorboard").iterdir())

@@ -76,7 +76,7 @@ class EpochLines(Logger):
 @logger("tensorboard")
 class TensorBoard(Logger):
     """TensorBoard event files in ``RUN/tensorboard`` (``tensorboard --logdir runs/`` finds every run).
-    A resumed run purges the events after its checkpoint, so a killed run's tail is not drawn twice."""
+    A resumed run purges the events after its checkpoint's step, so a killed run's tail is not drawn twice."""
 
     wants_steps = True
 
@@ -85,7 +85,8 @@ class TensorBoard(Logger):
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise ConfigError('--log tensorboard needs the tensorboard package: pip install "aezoo[tensorboard]"') from None
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=resume_step or None)
+        # events after the checkpoint's step are the killed run's tail: TensorBoard hides them
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
         if not resume_step:
             self.writer.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```", 0)
 
