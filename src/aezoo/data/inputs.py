@@ -25,7 +25,7 @@ def _shaped(arr: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
 
 
 def _scaled(arr: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(arr)).float()
+    x = torch.from_numpy(np.array(arr, copy=True)).float()  # a copy: arrays read from files may be read-only
     return x / 255.0 if arr.dtype == np.uint8 else x  # as the datasets are scaled
 
 

@@ -11,7 +11,7 @@ Kinds and their parameters (defaults in ``PARAMS``):
   Douze & Schmid 2011, "Product quantization for nearest neighbor search", TPAMI 33(1)).
 
 Distances: ``l2`` is Euclidean (FAISS's squared distance, square-rooted), ``cosine`` is 1 - cosine
-similarity (inner product of unit vectors). A saved index is a folder: ``index.faiss`` (FAISS's own
+similarity (half the squared distance of unit vectors, which the index holds). A saved index is a folder: ``index.faiss`` (FAISS's own
 format), ``items.npz`` (ids and labels, read with ``allow_pickle=False``) and ``manifest.json`` (the
 run and a SHA-256 of its model's weights, the data, the metric, the kind and its parameters, and
 checksums of the two files). Nothing is pickled.
@@ -85,22 +85,34 @@ def _as_float32(z) -> np.ndarray:
     return np.ascontiguousarray(z.reshape(z.shape[0], -1), dtype=np.float32)
 
 
-def make_index(kind: str, dim: int, metric: str, params: dict[str, int]):
-    """An empty FAISS index of ``kind`` (trained later for ivf-pq)."""
+def make_index(kind: str, dim: int, params: dict[str, int]):
+    """An empty FAISS index of ``kind`` (trained later for ivf-pq), by squared Euclidean distance:
+    cosine search runs on unit vectors, where ||a - b||^2 = 2 (1 - cos), which suits the graph and
+    the k-means of the approximate kinds better than inner products."""
     faiss = _faiss()
-    fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     if kind == "flat":
-        return faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
+        return faiss.IndexFlatL2(dim)
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, params["M"], fm)
+        index = faiss.IndexHNSWFlat(dim, params["M"])
         index.hnsw.efConstruction = params["ef_construction"]
         return index
-    index = faiss.index_factory(dim, f"IVF{params['nlist']},PQ{params['pq_m']}x{params['pq_bits']}", fm)
+    index = faiss.index_factory(dim, f"IVF{params['nlist']},PQ{params['pq_m']}x{params['pq_bits']}")
     ivf = faiss.extract_index_ivf(index)
     # the item counts were checked above; FAISS would print a warning per k-means below 39 points per centroid
     ivf.cp.min_points_per_centroid = 1
-    faiss.downcast_index(index).pq.cp.min_points_per_centroid = 1
+    ivfpq = faiss.downcast_index(index)
+    ivfpq.pq.cp.min_points_per_centroid = 1
+    ivfpq.do_polysemous_training = False  # the factory turns it on; it only serves Hamming filtering, which we do not use
     return index
+
+
+def training_sample(z: np.ndarray, params: dict[str, int], seed: int = 0) -> np.ndarray:
+    """The rows ivf-pq trains its k-means on: all of them, or a random sample of 64 per coarse cell
+    and 100 per PQ centroid when there are more (FAISS would subsample to 256 per centroid anyway)."""
+    m = max(64 * params["nlist"], 100 * 2 ** params["pq_bits"])
+    if z.shape[0] <= m:
+        return z
+    return z[np.sort(np.random.default_rng(seed).choice(z.shape[0], m, replace=False))]
 
 
 def set_search_params(index, kind: str, params: dict[str, int]) -> None:
@@ -192,13 +204,15 @@ class Index:
             params["nprobe"] = min(params["nprobe"], params["nlist"])
         set_search_params(self.faiss_index, self.kind, params)
         if self.metric == "cosine":
+            q = q.copy()
             faiss.normalize_L2(q)
         d, pos = self.faiss_index.search(q, min(k, max(len(self), 1)))
         if k > pos.shape[1]:  # fewer items than k: pad as FAISS does
             pos = np.pad(pos, ((0, 0), (0, k - pos.shape[1])), constant_values=-1)
             d = np.pad(d, ((0, 0), (0, k - d.shape[1])), constant_values=np.inf)
         found = pos >= 0
-        dist = np.where(found, np.sqrt(np.maximum(d, 0)) if self.metric == "l2" else 1 - d, np.inf).astype(np.float32)
+        d = np.maximum(d, 0)
+        dist = np.where(found, np.sqrt(d) if self.metric == "l2" else d / 2, np.inf).astype(np.float32)
         ids = np.where(found, self.ids[np.maximum(pos, 0)], -1)
         labels = None if self.labels is None else np.where(found, self.labels[np.maximum(pos, 0)], -1)
         return Hits(ids, dist, labels)
@@ -263,11 +277,12 @@ def build_index(model, x, *, labels=None, ids=None, kind: str = "flat", metric: 
             raise DataError(f"{n} items but {labels.shape[0]} labels")
     p = resolve_params(kind, dim, n, params)
     t0 = time.perf_counter()
-    index = make_index(kind, dim, metric, p)
+    index = make_index(kind, dim, p)
     if metric == "cosine":
+        z = z.copy()  # never the caller's array (a tensor's numpy view shares its memory)
         faiss.normalize_L2(z)
     if not index.is_trained:
-        index.train(z)
+        index.train(training_sample(z, p))
     index.add(z)
     seconds = time.perf_counter() - t0
     set_search_params(index, kind, p)
