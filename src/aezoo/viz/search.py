@@ -23,7 +23,7 @@ def hits_grid(queries: torch.Tensor, hits: torch.Tensor, path: str | Path, *, qu
     h_img = h_img.reshape(n_q, k, *h_img.shape[1:])
     name = lambda lab: "" if lab is None or lab < 0 else (class_names[lab] if class_names and lab < len(class_names) else str(lab))  # noqa: E731
     plt = _mpl()
-    fig, axes = plt.subplots(n_q, k + 1, figsize=(1.05 * (k + 1), 1.25 * n_q), squeeze=False)
+    fig, axes = plt.subplots(n_q, k + 1, figsize=(1.05 * (k + 1), 1.4 * n_q), squeeze=False)
     for r in range(n_q):
         ql = None if query_labels is None else int(query_labels[r])
         axes[r, 0].imshow(q_img[r].squeeze(-1) if q_img.shape[-1] == 1 else q_img[r], cmap="gray", vmin=0, vmax=255)
@@ -41,7 +41,7 @@ def hits_grid(queries: torch.Tensor, hits: torch.Tensor, path: str | Path, *, qu
         ax.set_yticks([])
     for r in range(n_q):  # a gap between each query and its hits
         axes[r, 0].spines[:].set_linewidth(2)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, h_pad=0.8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
