@@ -12,7 +12,8 @@ FIGURE_IMAGES = 100  # test images coded for the report (coding runs the prior c
 
 
 def plot_rate_distortion(rd: dict, path: str | Path, title: str = "") -> Path:
-    """Draw ``evaluate.rate.rate_distortion_table``'s result."""
+    """Draw ``evaluate.rate.rate_distortion_table``'s result; ``rd["model"]`` may also map several
+    models' names to their rows (the benchmark)."""
     plt = _mpl()
     fig, ax = plt.subplots(figsize=(6.4, 4.3))
     styles = {"jpeg": ("tab:orange", "s"), "webp": ("tab:green", "^")}
@@ -29,24 +30,26 @@ def plot_rate_distortion(rd: dict, path: str | Path, title: str = "") -> Path:
             if layout == "tiled":
                 for b, p, qq in pts:
                     ax.annotate(str(qq), (b, p), textcoords="offset points", xytext=(3, -9), fontsize=6, color=color)
-    rows = rd["model"]
-    key = "bpp" if all("bpp" in r for r in rows) else "bpp_fixed"
-    bpp, psnr = [r[key] for r in rows], [r["psnr"] for r in rows]
-    top = max(top, *psnr)
-    label = "model: .aez files (prior-coded codes)" if key == "bpp" else "model: fixed-length codes (no prior trained)"
-    ax.plot(bpp, psnr, "-o", color="tab:blue", lw=2, ms=6, label=label, zorder=5)
-    for r, b, p in zip(rows, bpp, psnr):
-        ax.annotate(f"{r['grids']} grid{'s' if r['grids'] > 1 else ''}", (b, p), textcoords="offset points", xytext=(5, 4), fontsize=7, color="tab:blue")
-    if key == "bpp":
-        ax.plot([r["bpp_fixed"] for r in rows], psnr, "--", color="tab:blue", alpha=0.4, marker=".", label="model: fixed-length codes (cells x log2 K)")
-    low = min(min(psnr), *(r["psnr"] for r in rd["codecs"] if r["psnr"] is not None))
+    curves = rd["model"] if isinstance(rd["model"], dict) else {"model": rd["model"]}  # several models: {name: rows}
+    colors = ["tab:blue", "tab:purple", "tab:red", "tab:brown", "tab:cyan"]
+    low, lowest_bpp = min(r["psnr"] for r in rd["codecs"] if r["psnr"] is not None), float("inf")
+    for (name, rows), color in zip(curves.items(), colors):
+        key = "bpp" if all("bpp" in r for r in rows) else "bpp_fixed"
+        bpp, psnr = [r[key] for r in rows], [r["psnr"] for r in rows]
+        top, low, lowest_bpp = max(top, *psnr), min(low, *psnr), min(lowest_bpp, *bpp)
+        label = f"{name}: .aez files (prior-coded codes)" if key == "bpp" else f"{name}: fixed-length codes (no prior trained)"
+        ax.plot(bpp, psnr, "-o", color=color, lw=2, ms=6, label=label, zorder=5)
+        for r, b, p in zip(rows, bpp, psnr):
+            ax.annotate(f"{r['grids']} grid{'s' if r['grids'] > 1 else ''}", (b, p), textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
+        if key == "bpp":
+            ax.plot([r["bpp_fixed"] for r in rows], psnr, "--", color=color, alpha=0.4, marker=".", label=f"{name}: fixed-length codes (cells x log2 K)")
     for r in rd["codecs"]:
         if r["codec"] == "png":
             ax.axvline(r["bpp"], color="gray", ls="--" if r["layout"] == "tiled" else ":", lw=1)
             ax.annotate(f"PNG, lossless ({'mosaic' if r['layout'] == 'tiled' else 'per image'})", (r["bpp"], low), rotation=90,
                         fontsize=6, color="gray", va="bottom", ha="right")
     ax.set_xscale("log")
-    ticks = [t for t in (0.0625, 0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if min(bpp) / 2 <= t <= 2 * max(r["bpp"] for r in rd["codecs"])]
+    ticks = [t for t in (0.0625, 0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if lowest_bpp / 2 <= t <= 2 * max(r["bpp"] for r in rd["codecs"])]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("bits per pixel (log scale)")
