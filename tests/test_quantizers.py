@@ -142,3 +142,19 @@ def test_fashion_mnist_codebook_utilisation_at_cli_defaults(quantizer, tmp_path)
     m = model.eval_metrics(data.test.x)
     dead = [v for k, v in m.items() if k.startswith("dead_codes")]
     assert dead and max(dead) <= 0.05, m
+
+
+def test_rvq_restarts_a_code_left_unassigned_for_several_batches():
+    """SoundStream 3.3: entries not assigned for several batches are replaced by a random input of the
+    batch, however high their EMA usage still is."""
+    q = ResidualVectorQuantizer(1, 4, 2, dead_steps=3).train()
+    vq = q.stages[0]
+    vq.codebook.data = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [50.0, 50.0]])
+    vq.usage.fill_(10.0)  # recently busy, by the EMA
+    z = torch.rand(64, 2, 1, 1)  # near the first three codes only
+    for _ in range(2):
+        q(z)
+    assert torch.equal(vq.codebook[3], torch.tensor([50.0, 50.0]))  # idle for 2 steps: kept
+    q(z)
+    assert not torch.equal(vq.codebook[3], torch.tensor([50.0, 50.0]))  # idle for 3: restarted onto an input
+    assert (z.view(64, 2) == vq.codebook[3]).all(1).any()

@@ -108,6 +108,12 @@ def search_cmd(args):
         print(f"precision@{args.k} by label: {precision_at_k(hits.labels, labels.numpy()):.4f}", file=sys.stderr)
 
 
+def _short(name: str) -> str:
+    """A query's name short enough for a thumbnail title: 'test[3]', 'shoe.png'."""
+    name = name.rsplit(":", 1)[-1] if ":" in name else Path(name).name
+    return name if len(name) <= 16 else "..." + name[-13:]
+
+
 def _grid(index, x, labels, hits, names, class_names, out):
     """Each query beside its hits, read back from the data the index records."""
     from ..search import split_inputs
@@ -122,6 +128,6 @@ def _grid(index, x, labels, hits, names, class_names, out):
         raise DataError(f"the index's data ({desc.get('name')}, {desc['split']}) now has {items.shape[0]} items, the index {len(index)}: rebuild the index")
     ids = hits.ids.clip(min=0)
     path = hits_grid(x[:32], items[ids[:32]], out, query_labels=None if labels is None else labels.numpy(), hit_labels=hits.labels,
-                     distances=hits.distances, class_names=class_names, query_names=[Path(n).name[-14:] for n in names])
+                     distances=hits.distances, class_names=class_names, query_names=[_short(n) for n in names])
     if path is None:
         raise DataError("these inputs are not images; save the hits as .json")

@@ -44,6 +44,7 @@ class VQVAEConfig(ModelConfig):
     decay: float = 0.99  # EMA decay (also of the code-usage statistics)
     dead_threshold: float = 1.0  # a code with fewer EMA assignments per step is dead
     restart: bool = True  # restart dead codes from random encoder outputs
+    dead_steps: int | None = None  # also restart a code unassigned for this many steps; None: 10 for rvq (SoundStream), off for vq
     kmeans_init: bool = False  # k-means codebook from the first batch's encoder outputs
     loss: Literal["mse", "bce"] = "mse"
     quantizer: Literal["vq", "rvq", "fsq"] = "vq"
@@ -59,6 +60,7 @@ class VQVAEConfig(ModelConfig):
         check(0 < self.decay < 1, "decay", f"must be in (0, 1), got {self.decay}")
         check(self.dead_threshold >= 0, "dead_threshold", f"must be >= 0, got {self.dead_threshold}")
         check(self.stages >= 1, "stages", f"must be >= 1, got {self.stages}")
+        check(self.dead_steps is None or self.dead_steps >= 0, "dead_steps", f"must be >= 0 (0: off), got {self.dead_steps}")
         check(0 <= self.quantizer_dropout <= 1, "quantizer_dropout", f"must be in [0, 1], got {self.quantizer_dropout}")
         check(len(self.levels) >= 1 and all(v >= 3 for v in self.levels), "levels", f"FSQ needs >= 3 values per channel, got {self.levels}")
         if self.quantizer == "fsq":
@@ -74,12 +76,13 @@ class VQVAEConfig(ModelConfig):
 def make_quantizer(c) -> VectorQuantizer:
     """The VQ of one grid (VQ-VAE-2 builds one per level, and offers the paper's VQ only)."""
     check(c.quantizer == "vq", "quantizer", f"{c.quantizer!r} is an option of vq_vae; this model quantises with 'vq'")
-    return VectorQuantizer(c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, dead_threshold=c.dead_threshold, restart=c.restart)
+    return VectorQuantizer(c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, dead_threshold=c.dead_threshold, restart=c.restart, dead_steps=c.dead_steps or 0)
 
 
 def build_quantizer(c: VQVAEConfig) -> nn.Module:
     if c.quantizer == "rvq":
-        return ResidualVectorQuantizer(c.stages, c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, c.dead_threshold, c.restart, c.quantizer_dropout)
+        return ResidualVectorQuantizer(c.stages, c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, c.dead_threshold, c.restart, c.quantizer_dropout,
+                                       dead_steps=10 if c.dead_steps is None else c.dead_steps)
     if c.quantizer == "fsq":
         return FiniteScalarQuantizer(c.levels, decay=c.decay, dead_threshold=c.dead_threshold)
     return make_quantizer(c)
