@@ -77,7 +77,7 @@ def mixture(n: int, d: int, centres: int, seed: int) -> np.ndarray:
     return out
 
 
-def synthetic(args) -> list[dict]:
+def synthetic(args, kinds=("flat", "hnsw", "ivf-pq")) -> list[dict]:
     from aezoo.search import build_index
 
     z_db = mixture(args.n, 64, 1024, seed=1)
@@ -87,8 +87,10 @@ def synthetic(args) -> list[dict]:
     exact = flat["ids"]
     rows.append({"kind": "flat", "knob": "-", "recall@10": 1.0, "qps": flat["qps"], "build_s": flat["build_s"], "index_mb": flat["index_mb"]})
     print(json.dumps(rows[-1]), flush=True)
-    for kind, knob, values in (("hnsw", "ef_search", (16, 32, 64, 128, 256)), ("ivf-pq", "nprobe", (1, 4, 16, 64))):
-        index = build_index(None, None, codes=z_db, kind=kind)
+    sweeps = (("hnsw", {}, "ef_search", (16, 32, 64, 128, 256)), ("ivf-pq", {}, "nprobe", (1, 4, 16, 64)),
+              ("ivf-pq", {"rerank": 10}, "nprobe", (1, 4, 16, 64)))
+    for kind, build_params, knob, values in [s for s in sweeps if s[0] in kinds]:
+        index = build_index(None, None, codes=z_db, kind=kind, params=build_params)
         mb = index.nbytes() / 1e6
         for v in values:
             from aezoo.search import recall_at_k
@@ -102,14 +104,14 @@ def synthetic(args) -> list[dict]:
     print(f"\nSynthetic: {args.n:,} vectors of 64 dims (1,024-component mixture), 1,000 queries, {args.threads} thread(s)\n")
     print("| index | search knob | recall@10 | queries/s | build s | index MB |\n|---|---|---:|---:|---:|---:|")
     for r in rows:
-        params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items() if k not in ("ef_search", "nprobe"))
+        params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items() if k not in ("ef_search", "nprobe") and (k != "rerank" or v))
         print(f"| {r['kind']}{' (' + params + ')' if params else ''} | {r['knob']} | {r['recall@10']:.4f} | {r['qps']:,.0f} | {r['build_s']:.1f} | {r['index_mb']:.0f} |")
     return rows
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--part", choices=["fashion", "synthetic", "all"], default="all")
+    p.add_argument("--part", choices=["fashion", "synthetic", "ivf-pq", "all"], default="all")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--n", type=int, default=1_000_000, help="synthetic collection size")
@@ -123,6 +125,8 @@ def main():
         fashion(args)
     if args.part in ("synthetic", "all"):
         synthetic(args)
+    if args.part == "ivf-pq":  # the ivf-pq rows only
+        synthetic(args, kinds=("ivf-pq",))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ def _index_args(p):
     g.add_argument("--nprobe", type=int, help="ivf-pq: cells visited per query (16)")
     g.add_argument("--pq-m", type=int, help="ivf-pq: sub-vectors per code (code size / 4)")
     g.add_argument("--pq-bits", type=int, help="ivf-pq: bits per sub-vector (8)")
+    g.add_argument("--rerank", type=int, help="ivf-pq: keep the full vectors and re-rank N*k candidates exactly (0: off)")
     p.add_argument("--device", default="auto")
 
 
-PARAM_ARGS = ("M", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_bits")
+PARAM_ARGS = ("M", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_bits", "rerank")
 
 
 def _given_params(args) -> dict:
@@ -64,6 +65,7 @@ def _search_args(p):
     p.add_argument("--run", help="the run whose model encodes the queries (default: the one the index records)")
     p.add_argument("--ef-search", type=int, help="hnsw: candidates while searching")
     p.add_argument("--nprobe", type=int, help="ivf-pq: cells visited per query")
+    p.add_argument("--rerank", type=int, help="ivf-pq built with --rerank: candidates re-ranked per hit")
     p.add_argument("--device", default="auto")
 
 
@@ -82,7 +84,7 @@ def search_cmd(args):
     if meta is None and index.manifest.get("run"):
         meta = read_json(Path(index.manifest["run"]) / "config.json")
     x, names, labels = _inputs.read(args, index.model, meta)
-    params = {k: v for k, v in (("ef_search", args.ef_search), ("nprobe", args.nprobe)) if v is not None}
+    params = {k: v for k, v in (("ef_search", args.ef_search), ("nprobe", args.nprobe), ("rerank", args.rerank)) if v is not None}
     hits = index.search(x, args.k, y=labels, **params)
     class_names = (index.manifest.get("data") or {}).get("class_names")
     label = lambda v: None if v is None or v < 0 else (class_names[v] if class_names and v < len(class_names) else int(v))  # noqa: E731

@@ -8,7 +8,9 @@ Kinds and their parameters (defaults in ``PARAMS``):
   ``M`` links per node, ``ef_construction`` candidates while building, ``ef_search`` while searching.
 - ``ivf-pq``: an inverted file of ``nlist`` k-means cells, ``nprobe`` of them visited per query, each
   vector stored as a product-quantised code of ``pq_m`` sub-vectors of ``pq_bits`` bits (Jegou,
-  Douze & Schmid 2011, "Product quantization for nearest neighbor search", TPAMI 33(1)).
+  Douze & Schmid 2011, "Product quantization for nearest neighbor search", TPAMI 33(1)); with
+  ``rerank`` r > 0 the full vectors are kept too and the r*k best candidates re-ranked exactly
+  (FAISS's IndexRefineFlat): PQ's speed with most of the lost recall back, at flat's memory.
 
 Distances: ``l2`` is Euclidean (FAISS's squared distance, square-rooted), ``cosine`` is 1 - cosine
 similarity (half the squared distance of unit vectors, which the index holds). A saved index is a folder: ``index.faiss`` (FAISS's own
@@ -39,9 +41,9 @@ KINDS = ("flat", "hnsw", "ivf-pq")
 PARAMS: dict[str, dict[str, int | None]] = {
     "flat": {},
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "ivf-pq": {"nlist": None, "nprobe": 16, "pq_m": None, "pq_bits": 8},
+    "ivf-pq": {"nlist": None, "nprobe": 16, "pq_m": None, "pq_bits": 8, "rerank": 0},
 }
-SEARCH_PARAMS = ("ef_search", "nprobe")  # may change on a built index
+SEARCH_PARAMS = ("ef_search", "nprobe", "rerank")  # may change on a built index (rerank only if built with it)
 INDEX_FILE, ITEMS_FILE, MANIFEST_FILE = "index.faiss", "items.npz", "manifest.json"
 
 
@@ -77,6 +79,8 @@ def resolve_params(kind: str, dim: int, n: int, params: dict[str, Any] | None = 
         if out["pq_m"] < 1 or dim % out["pq_m"]:
             raise ConfigError(f"ivf-pq parameter pq_m must divide the code size {dim}, got {out['pq_m']}")
         out["nprobe"] = max(1, min(out["nprobe"], out["nlist"]))
+        if out["rerank"] < 0:
+            raise ConfigError(f"ivf-pq parameter rerank must be >= 0 (0: off), got {out['rerank']}")
     return out
 
 
@@ -96,11 +100,12 @@ def make_index(kind: str, dim: int, params: dict[str, int]):
         index = faiss.IndexHNSWFlat(dim, params["M"])
         index.hnsw.efConstruction = params["ef_construction"]
         return index
-    index = faiss.index_factory(dim, f"IVF{params['nlist']},PQ{params['pq_m']}x{params['pq_bits']}")
+    refine = ",RFlat" if params["rerank"] else ""
+    index = faiss.index_factory(dim, f"IVF{params['nlist']},PQ{params['pq_m']}x{params['pq_bits']}{refine}")
     ivf = faiss.extract_index_ivf(index)
     # the item counts were checked above; FAISS would print a warning per k-means below 39 points per centroid
     ivf.cp.min_points_per_centroid = 1
-    ivfpq = faiss.downcast_index(index)
+    ivfpq = faiss.downcast_index(faiss.downcast_index(index).base_index if refine else index)
     ivfpq.pq.cp.min_points_per_centroid = 1
     ivfpq.do_polysemous_training = False  # the factory turns it on; it only serves Hamming filtering, which we do not use
     return index
@@ -121,6 +126,8 @@ def set_search_params(index, kind: str, params: dict[str, int]) -> None:
         faiss.downcast_index(index).hnsw.efSearch = params["ef_search"]
     elif kind == "ivf-pq":
         faiss.extract_index_ivf(index).nprobe = params["nprobe"]
+        if params["rerank"]:
+            faiss.downcast_index(index).k_factor = params["rerank"]
 
 
 @dataclass
@@ -199,6 +206,8 @@ class Index:
             if v is not None:
                 if int(v) < 1:
                     raise ConfigError(f"{key} must be >= 1, got {v}")
+                if key == "rerank" and not params["rerank"]:
+                    raise ConfigError("this ivf-pq index keeps no full vectors to re-rank: build it with rerank (--rerank N)")
                 params[key] = int(v)
         if self.kind == "ivf-pq":
             params["nprobe"] = min(params["nprobe"], params["nlist"])
