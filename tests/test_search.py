@@ -156,3 +156,12 @@ def test_eval_retrieval(runs, capsys):
     for key in ("retrieval_precision_at_10", "retrieval_qps_flat", "retrieval_build_s_hnsw", "retrieval_index_mb_ivf_pq"):
         assert key in m, key
     assert m["retrieval_recall_at_10_hnsw"] > 0.9 and 0.5 < m["retrieval_precision_at_10"] <= 1
+
+
+def test_a_missing_optional_package_says_which_extra_to_install(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if faiss-cpu were not installed
+    assert main(["index", str(runs / "ae"), "--out", str(tmp_path / "idx")]) == 2
+    assert 'pip install "aezoo[search]"' in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "constriction", None)
+    assert main(["compress", str(runs / "ae"), "--data", "digits", "--out", str(tmp_path / "a.aez")]) == 2
+    assert 'pip install "aezoo[compress]"' in capsys.readouterr().err
