@@ -6,7 +6,8 @@ of every codebook), fit the prior over the codes (`train-prior`, here a smaller 
 CLI's default to fit the budget), then code the first N test images into real .aez files at every
 rate the model supports: bits per pixel (file, prior NLL, fixed-length), PSNR of the 8-bit decoded
 images, and encode/decode images per second (one CPU thread, as the coder always runs). Beside them,
-PNG, JPEG and WebP from Pillow on the same images; the figure goes to benchmarks/rate_distortion.png.
+PNG, JPEG and WebP from Pillow on the same images; the figure goes to benchmarks/rate_distortion.png,
+its numbers to benchmarks/rate_distortion.json.
 
     python benchmarks/bench_compress.py [--images 1000] [--prior-epochs 3] [--out runs/bench_compress]
 
@@ -69,6 +70,7 @@ def main():
         for r in curves[q]:
             print(json.dumps({"quantizer": q, **r}), flush=True)
     codecs = codec_points(x)
+    Path(args.figure).with_suffix(".json").write_text(json.dumps({"n": x.shape[0], "usage": usage, "model": curves, "codecs": codecs}, indent=1) + "\n")
     plot_rate_distortion({"n": x.shape[0], "model": {f"vq_vae {q}": rows for q, rows in curves.items()}, "codecs": codecs}, args.figure,
                          f"Fashion-MNIST, first {x.shape[0]} test images: vq_vae (vq, rvq, fsq) against JPEG, WebP and PNG")
     print(f"\nwrote {args.figure}\n")

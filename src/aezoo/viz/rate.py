@@ -39,7 +39,7 @@ def plot_rate_distortion(rd: dict, path: str | Path, title: str = "") -> Path:
         top, low, lowest_bpp = max(top, *psnr), min(low, *psnr), min(lowest_bpp, *bpp)
         label = f"{name}: .aez files (prior-coded codes)" if key == "bpp" else f"{name}: fixed-length codes (no prior trained)"
         ax.plot(bpp, psnr, "-o", color=color, lw=2, ms=6, label=label, zorder=5)
-        for r, b, p in zip(rows, bpp, psnr):
+        for r, b, p in zip(rows if len(rows) > 1 else [], bpp, psnr):  # name the rates where there are several
             ax.annotate(f"{r['grids']} grid{'s' if r['grids'] > 1 else ''}", (b, p), textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
         if key == "bpp":
             ax.plot([r["bpp_fixed"] for r in rows], psnr, "--", color=color, alpha=0.4, marker=".", label=f"{name}: fixed-length codes (cells x log2 K)")
