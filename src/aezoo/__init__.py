@@ -4,12 +4,19 @@
     model = aezoo.create("vae", input_shape=data.input_shape, latent_dim=16)
     aezoo.train(model, data, epochs=10, out="runs/vae")
     z = aezoo.load("runs/vae").encode(x)
+
+    index = aezoo.index("runs/vae", data)         # FAISS index of the codes (extra "search")
+    hits = index.search(x, k=10)                  # ids, distances, labels of the nearest items
+    blob = aezoo.compress(vq_model, x)            # entropy-coded codes of a VQ run (extra "compress")
+    x_hat = aezoo.decompress(vq_model, blob)
 """
 from . import data
 from .errors import AezooError, CheckpointError, ConfigError, DataError, NotSupportedError, TrainingError
 from .evaluate import evaluate
+from .compress import compress, decompress
 from .registry import create, list_models, register
 from .run import train
+from .search import index, load_index
 from .train.checkpoint import load_model as load
 
 __version__ = "0.1.0"
@@ -21,11 +28,15 @@ __all__ = [
     "DataError",
     "NotSupportedError",
     "TrainingError",
+    "compress",
     "create",
     "data",
+    "decompress",
     "evaluate",
+    "index",
     "list_models",
     "load",
+    "load_index",
     "register",
     "train",
     "__version__",

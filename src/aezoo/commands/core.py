@@ -146,6 +146,8 @@ def _eval_cmd_args(p):
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--iw-samples", type=int, default=1000, help="importance samples K for nll_iw (0: skip)")
     p.add_argument("--corrupt", help="corruption for denoising metrics, e.g. mask:0.5, gaussian:0.3, salt_pepper:0.2")
+    p.add_argument("--retrieval", action="store_true", help="search metrics: split queried against FAISS indexes of the train codes (flat, hnsw, ivf-pq)")
+    p.add_argument("--rate-distortion", nargs="?", type=int, const=500, default=0, metavar="N", help="VQ runs: bits per pixel and PSNR at each rate, beside PNG/JPEG/WebP, on N test images (500)")
     p.add_argument("--device", default="auto")
     add_weights_arg(p)
     p.add_argument("--json", action="store_true")
@@ -158,6 +160,7 @@ def eval_cmd(args):
     model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     data = run_data(args, meta)
     opts = {"corrupt": args.corrupt} if args.corrupt else {}
+    opts.update(retrieval=args.retrieval, rate_distortion=args.rate_distortion)
     m = evaluate(model, data, args.split, iw_samples=args.iw_samples, **opts)
     if args.json:
         print(json.dumps(m))

@@ -1,6 +1,8 @@
 """Metrics of the code itself, for every model: sparsity (``code_l0``, ``dead_units``), contraction
 (``jacobian_fro``), denoising under a stated corruption (``noisy_psnr``, ``denoise_psnr``), and
-representation quality on labelled data (``probe_acc``, ``knn_precision_at_10``); plus the linear
+representation quality on labelled data (``probe_acc``, ``knn_precision_at_10``: leave-one-out search
+within the split, with ``aezoo.search``'s exact neighbours; ``--retrieval`` adds index-based search
+metrics, ``evaluate/retrieval.py``); plus the linear
 AE's PCA comparison for models that offer ``pca_subspace_metrics``.
 
 Codes of any latent shape are flattened to (N, D). PSNR assumes inputs in [0, 1] (peak 1) and is
@@ -115,16 +117,13 @@ def knn_precision(model, data, split, x, y, seed: int = 0, knn_queries: int = KN
     query itself left out) that carry the query's label: the embedding used for search."""
     if y is None or x.shape[0] < 11:
         return None
+    from ..search import exact_neighbours, precision_at_k  # the search code's exact neighbours and score
+
     z = _codes(model, x, y)
     gen = torch.Generator().manual_seed(seed)
     queries = torch.randperm(z.shape[0], generator=gen)[:knn_queries].to(z.device)
-    hits = []
-    for chunk in queries.split(256):
-        d = torch.cdist(z[chunk], z)  # (q, N)
-        d[torch.arange(len(chunk)), chunk] = float("inf")
-        nn_idx = d.topk(10, largest=False).indices  # (q, 10)
-        hits.append((y[nn_idx] == y[chunk, None]).float().mean(1))
-    return {"knn_precision_at_10": float(torch.cat(hits).mean())}
+    _, nn_idx = exact_neighbours(z, z[queries], 10, exclude=queries)  # (q, 10), the query itself left out
+    return {"knn_precision_at_10": precision_at_k(y[nn_idx].cpu(), y[queries].cpu())}
 
 
 @metric("pca_subspace")

@@ -72,7 +72,10 @@ class Autoencoder(nn.Module):
     Config: ClassVar[type] = ModelConfig
     generative: ClassVar[bool] = False  # has sample()
     needs_labels: ClassVar[bool] = False  # forward needs y (conditional models)
-    discrete_codes: ClassVar[bool] = False  # codes are looked up from a codebook (no Jacobian, no Gaussian prior)
+    # codes are grids of indices (no Jacobian, no Gaussian prior); such a model has ``quantizers`` and
+    # ``grid_names`` (one per grid, coarsest first), ``code_grids(x)``, ``decode_codes(grids)``,
+    # ``grid_prefixes()`` and a ``prior`` attribute (None until ``aezoo train-prior``)
+    discrete_codes: ClassVar[bool] = False
     # training options this member needs to show its paper's behaviour (e.g. a learning rate or a
     # schedule); ``aezoo.train`` and the CLI use them unless the user gives their own
     train_defaults: ClassVar[dict[str, Any]] = {}
@@ -131,6 +134,12 @@ class Autoencoder(nn.Module):
     def eval_metrics(self, x: torch.Tensor, y: torch.Tensor | None, **options: Any) -> dict[str, Any]:
         """Model-specific evaluation on a split (likelihood bounds, codebook usage, ...)."""
         return {}
+
+    def grid_prefixes(self) -> tuple[int, ...]:
+        """For ``discrete_codes`` models: the numbers of leading code grids that ``decode_codes``
+        accepts, one per rate the model can code at (all grids by default; residual VQ decodes any
+        prefix of its stages)."""
+        return (len(self.quantizers),)
 
     def on_load(self, run_dir) -> None:
         """Called by ``aezoo.load`` after the weights: a model with companion files in its run folder

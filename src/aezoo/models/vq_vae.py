@@ -6,6 +6,15 @@ replaced by its nearest codebook vector e_k, and the decoder reads the grid z_q.
     L = -log p(x | z_q(x)) + ||sg[z_e(x)] - e||^2 + beta ||z_e(x) - sg[e]||^2,
 with a straight-through gradient from z_q to z_e (or an EMA codebook, appendix A.1). Generation is a
 second stage: an autoregressive prior over the code grid, fitted by ``aezoo train-prior RUN_DIR``.
+
+Quantizer options (``quantizer=vq|rvq|fsq``): the paper's VQ; residual VQ (Zeghidour et al. 2021,
+"SoundStream", arXiv:2107.03312): ``stages`` codebooks, each coding the previous residual, trained with
+quantizer dropout so that the first s stages decode at rate s; finite scalar quantization (Mentzer et
+al. 2023, arXiv:2309.15505): the code has len(``levels``) channels rounded to the product grid of the
+levels, with no codebook and no auxiliary loss (``latent_dim`` is then not used). With ``rvq`` each
+stage is a code grid of its own (``stage1``, ``stage2``, ...), so the prior and the compressed files see
+S grids and coding the first s of them gives rate s; with ``fsq`` a cell's code is the flat index of
+its level digits.
 """
 from __future__ import annotations
 
@@ -19,7 +28,7 @@ from torch import nn
 from ..config import check
 from ..nn.nets import ConvDecoder, ConvEncoder, activation
 from ..nn.priors import attach_prior, code_metrics, load_prior, sample_from_prior
-from ..nn.quantizer import VectorQuantizer
+from ..nn.quantizer import FiniteScalarQuantizer, ResidualVectorQuantizer, VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
 from .base import Autoencoder, ModelConfig, ModelOutput
@@ -35,8 +44,13 @@ class VQVAEConfig(ModelConfig):
     decay: float = 0.99  # EMA decay (also of the code-usage statistics)
     dead_threshold: float = 1.0  # a code with fewer EMA assignments per step is dead
     restart: bool = True  # restart dead codes from random encoder outputs
+    dead_steps: int | None = None  # also restart a code unassigned for this many steps; None: 10 for rvq (SoundStream), off for vq
     kmeans_init: bool = False  # k-means codebook from the first batch's encoder outputs
     loss: Literal["mse", "bce"] = "mse"
+    quantizer: Literal["vq", "rvq", "fsq"] = "vq"
+    stages: int = 4  # rvq: residual stages, each a codebook of num_codes
+    quantizer_dropout: float = 1.0  # rvq: share of examples trained on a random number of stages (SoundStream: all)
+    levels: tuple[int, ...] = (8, 5, 5, 5)  # fsq: values per channel; (8, 5, 5, 5) = 1000 codes, the paper's choice for ~2^10
 
     def __post_init__(self):
         super().__post_init__()
@@ -45,10 +59,33 @@ class VQVAEConfig(ModelConfig):
         check(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
         check(0 < self.decay < 1, "decay", f"must be in (0, 1), got {self.decay}")
         check(self.dead_threshold >= 0, "dead_threshold", f"must be >= 0, got {self.dead_threshold}")
+        check(self.stages >= 1, "stages", f"must be >= 1, got {self.stages}")
+        check(self.dead_steps is None or self.dead_steps >= 0, "dead_steps", f"must be >= 0 (0: off), got {self.dead_steps}")
+        check(0 <= self.quantizer_dropout <= 1, "quantizer_dropout", f"must be in [0, 1], got {self.quantizer_dropout}")
+        check(len(self.levels) >= 1 and all(v >= 3 for v in self.levels), "levels", f"FSQ needs >= 3 values per channel, got {self.levels}")
+        if self.quantizer == "fsq":
+            check(not self.ema, "ema", "FSQ has no codebook to update: drop ema with quantizer=fsq")
+            check(not self.kmeans_init, "kmeans_init", "FSQ has no codebook to initialise: drop kmeans_init with quantizer=fsq")
+
+    @property
+    def code_dim(self) -> int:
+        """Channels of the quantised grid: len(levels) for FSQ, else latent_dim."""
+        return len(self.levels) if self.quantizer == "fsq" else self.latent_dim
 
 
 def make_quantizer(c) -> VectorQuantizer:
-    return VectorQuantizer(c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, dead_threshold=c.dead_threshold, restart=c.restart)
+    """The VQ of one grid (VQ-VAE-2 builds one per level, and offers the paper's VQ only)."""
+    check(c.quantizer == "vq", "quantizer", f"{c.quantizer!r} is an option of vq_vae; this model quantises with 'vq'")
+    return VectorQuantizer(c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, dead_threshold=c.dead_threshold, restart=c.restart, dead_steps=c.dead_steps or 0)
+
+
+def build_quantizer(c: VQVAEConfig) -> nn.Module:
+    if c.quantizer == "rvq":
+        return ResidualVectorQuantizer(c.stages, c.num_codes, c.latent_dim, c.beta, c.ema, c.decay, c.dead_threshold, c.restart, c.quantizer_dropout,
+                                       dead_steps=10 if c.dead_steps is None else c.dead_steps)
+    if c.quantizer == "fsq":
+        return FiniteScalarQuantizer(c.levels, decay=c.decay, dead_threshold=c.dead_threshold)
+    return make_quantizer(c)
 
 
 @register("vq_vae")
@@ -56,26 +93,34 @@ class VQVAE(Autoencoder):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
     discrete_codes = True
-    grid_names = ("codes",)
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         c = config
-        ch = c.channels[-1]
+        ch, d = c.channels[-1], c.code_dim
         features = ConvEncoder(c.input_shape, None, c.channels, c.activation)
         self.grid = features.feature_shape[1:]  # (h, w)
-        self.encoder = nn.Sequential(features, nn.Conv2d(ch, ch, 3, padding=1), activation(c.activation), nn.Conv2d(ch, c.latent_dim, 1))
-        self.quantizer = make_quantizer(c)
-        self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, ch, 3, padding=1), activation(c.activation), ConvDecoder(c.input_shape, None, c.channels, c.activation))
+        self.encoder = nn.Sequential(features, nn.Conv2d(ch, ch, 3, padding=1), activation(c.activation), nn.Conv2d(ch, d, 1))
+        self.quantizer = build_quantizer(c)
+        self.decoder = nn.Sequential(nn.Conv2d(d, ch, 3, padding=1), activation(c.activation), ConvDecoder(c.input_shape, None, c.channels, c.activation))
         attach_prior(self, None)
 
     @property
-    def quantizers(self) -> list[VectorQuantizer]:
-        return [self.quantizer]
+    def quantizers(self) -> list[nn.Module]:
+        """One codebook per code grid: the stages of RVQ, else the one quantizer."""
+        return self.quantizer.codebooks
+
+    @property
+    def grid_names(self) -> tuple[str, ...]:
+        n = len(self.quantizers)
+        return tuple(f"stage{s + 1}" for s in range(n)) if self.config.quantizer == "rvq" else ("codes",)
+
+    def grid_prefixes(self) -> tuple[int, ...]:
+        return tuple(range(1, self.config.stages + 1)) if self.config.quantizer == "rvq" else (1,)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
-        return (self.config.latent_dim * self.grid[0] * self.grid[1],)
+        return (self.config.code_dim * self.grid[0] * self.grid[1],)
 
     # --- the model contract ------------------------------------------------------------------
     def encode(self, x, y=None):
@@ -83,16 +128,14 @@ class VQVAE(Autoencoder):
         return z_q.flatten(1)  # (B, D*h*w): the quantised grid
 
     def decode(self, z, y=None):
-        return output_mean(self.config.loss, self.decoder(z.view(-1, self.config.latent_dim, *self.grid)))
+        return output_mean(self.config.loss, self.decoder(z.view(-1, self.config.code_dim, *self.grid)))
 
     def forward(self, x, y=None) -> ModelOutput:
         z_e = self.encoder(x)  # (B, D, h, w)
         z_q, _, aux = self.quantizer(z_e)
         out = self.decoder(z_q)
         recon = reconstruction_loss(self.config.loss, out, x).mean()
-        terms = {"recon": recon, "perplexity": aux["perplexity"], "dead_codes": aux["dead_codes"], "commitment": aux["commitment"]}
-        if "codebook" in aux:
-            terms["codebook"] = aux["codebook"]
+        terms = {"recon": recon, **{k: aux[k] for k in ("perplexity", "dead_codes", "commitment", "codebook") if k in aux}}
         return ModelOutput(loss=recon + aux["loss"], terms=terms, x_hat=output_mean(self.config.loss, out), z=z_q)
 
     def sample(self, n, y=None, temperature: float = 1.0):
@@ -101,10 +144,11 @@ class VQVAE(Autoencoder):
     # --- discrete codes: what the prior, its command and the figures read -------------------------
     @torch.no_grad()
     def code_grids(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [self.quantizer(self.encoder(x))[1]]  # [(B, h, w)]
+        return self.quantizer.split(self.quantizer(self.encoder(x))[1])  # [(B, h, w)], one per RVQ stage
 
     def decode_codes(self, grids: list[torch.Tensor]) -> torch.Tensor:
-        return output_mean(self.config.loss, self.decoder(self.quantizer.lookup(grids[0])))
+        """Decode the code grids; with RVQ the first s stages alone decode at rate s."""
+        return output_mean(self.config.loss, self.decoder(self.quantizer.decode_grids(grids)))
 
     # --- hooks -------------------------------------------------------------------------------
     def on_fit_start(self, x):

@@ -1,0 +1,92 @@
+"""``aezoo compress`` and ``aezoo decompress``: a VQ run's codes, entropy-coded with its prior into an
+``.aez`` file, and back."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..cli import command
+from ..errors import ConfigError, DataError
+from . import _inputs
+
+
+def _compress_args(p):
+    p.add_argument("run_dir")
+    _inputs.add_input_args(p, "inputs to compress")
+    p.add_argument("--out", required=True, help="FILE.aez")
+    p.add_argument("--stages", type=int, help="code the first N grids only (RVQ stages: the rate); default all")
+    p.add_argument("--device", default="auto")
+
+
+@command("compress", help="entropy-code inputs with a VQ run's codes and its prior into an .aez file", args=_compress_args)
+def compress_cmd(args):
+    from ..compress import compress
+    from ..train.checkpoint import atomic_write
+    from ..utils import require
+    from ._common import load_run
+
+    require("constriction", "compress")
+    if not args.out.lower().endswith(".aez"):
+        raise ConfigError(f"--out must end in .aez, got {args.out!r}")
+    model, meta = load_run(args.run_dir, args.device)
+    x, _, _ = _inputs.read(args, model, meta)
+    blob = compress(model, x, stages=args.stages, run=str(Path(args.run_dir).resolve()))
+    atomic_write(args.out, blob)
+    pixels = x.shape[0] * math.prod(x.shape[2:] if x.dim() == 4 else x.shape[1:])
+    raw = x[0].numel() * x.shape[0]  # bytes as 8-bit values
+    print(f"wrote {args.out}: {x.shape[0]} inputs in {len(blob)} bytes, {8 * len(blob) / pixels:.4f} bits per pixel "
+          f"({raw / len(blob):.1f}x smaller than 8-bit values)")
+
+
+def _decompress_args(p):
+    p.add_argument("file", help="FILE.aez")
+    p.add_argument("--run", help="the run that wrote it (default: the run folder the file records)")
+    p.add_argument("--out", required=True, help="DIR (one PNG per input) or FILE.npz (x, and the codes)")
+    p.add_argument("--device", default="auto")
+
+
+@command("decompress", help="decode an .aez file back to inputs with the run that wrote it", args=_decompress_args)
+def decompress_cmd(args):
+    from ..compress import decode_grids, decompress_codes, read_header
+    from ..utils import require
+    from ._common import load_run
+
+    require("constriction", "compress")
+    path = Path(args.file)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    header = read_header(blob, str(path))
+    run = args.run or header.run
+    if not run:
+        raise DataError(f"{path} does not record the run that wrote it: pass --run RUN_DIR")
+    if not Path(run).exists():
+        raise DataError(f"{path} was written by run {run}, which is not there: pass --run RUN_DIR")
+    model, _ = load_run(run, args.device)
+    grids = decompress_codes(model, blob, str(path))
+    x = decode_grids(model, grids)
+    out = Path(args.out)
+    if out.suffix.lower() == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        names = model.grid_names[: len(grids)]
+        arrays = {"x": x.numpy().astype(np.float32), **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
+        np.savez(out, **arrays)
+    elif out.suffix:
+        raise ConfigError(f"--out must be a folder or end in .npz, got {args.out!r}")
+    else:
+        from PIL import Image
+
+        from ..viz.figures import as_images
+
+        imgs = as_images(x)
+        if imgs is None:
+            raise DataError(f"inputs of shape {tuple(x.shape[1:])} are not images: use --out FILE.npz")
+        out.mkdir(parents=True, exist_ok=True)
+        width = max(6, len(str(len(imgs) - 1)))
+        for i, im in enumerate(imgs):
+            Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(out / f"{i:0{width}d}.png")
+    print(f"wrote {out}: {x.shape[0]} inputs decoded from {len(header.grids)} code grid(s) of {path}", file=sys.stdout)

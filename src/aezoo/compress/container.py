@@ -1,0 +1,107 @@
+"""The ``.aez`` container: a small versioned binary header, then the entropy coder's payload.
+
+Layout (little-endian), format version 1:
+
+    magic "AEZC" | version u8 | model hash 8 bytes (SHA-256 of the model's and the prior's weights)
+    | count u32 (inputs) | chunk u16 (inputs per coding batch: the prior runs on exactly these shapes)
+    | grids u8, then per grid: h u16, w u16, K u32 | input ndim u8, then each size u16
+    | CRC-32 of the codes u32 | CRC-32 of the rest of the file u32 | payload bytes u32
+    | model name (u8 length + UTF-8) | run folder (u16 length + UTF-8, may be empty)
+    | payload: the range coder's 32-bit words
+
+``grids`` is how many leading code grids the file holds (for residual VQ, the stages: the rate).
+The codes' CRC is checked after decoding, so a decoder whose prior computed different numbers (another
+CPU or torch build) says so instead of returning wrong images.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError
+
+MAGIC = b"AEZC"
+VERSION = 1
+_FIXED = struct.Struct("<4sB8sIHB")  # magic, version, hash, count, chunk, grids
+
+
+@dataclass
+class Header:
+    model_hash: bytes  # 8 bytes
+    count: int
+    chunk: int
+    grids: list[tuple[int, int, int]]  # (h, w, K) of each coded grid, coarsest first
+    input_shape: tuple[int, ...]
+    codes_crc: int
+    model: str
+    run: str
+    version: int = VERSION
+
+    def _head(self) -> bytes:
+        out = [_FIXED.pack(MAGIC, self.version, self.model_hash, self.count, self.chunk, len(self.grids))]
+        out += [struct.pack("<HHI", h, w, k) for h, w, k in self.grids]
+        out.append(struct.pack("<B", len(self.input_shape)) + b"".join(struct.pack("<H", d) for d in self.input_shape))
+        return b"".join(out)
+
+    def _tail(self) -> bytes:
+        name, run = self.model.encode()[:255], self.run.encode()[:65535]
+        return struct.pack("<B", len(name)) + name + struct.pack("<H", len(run)) + run
+
+
+def crc32(*arrays: np.ndarray) -> int:
+    c = 0
+    for a in arrays:
+        c = zlib.crc32(np.ascontiguousarray(a, dtype="<i4").tobytes(), c)
+    return c
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """The file: header, then payload; its checksum covers every byte but its own four."""
+    head, tail = header._head(), header._tail()
+    checksum = zlib.crc32(payload, zlib.crc32(tail, zlib.crc32(head + struct.pack("<I", header.codes_crc))))
+    return head + struct.pack("<III", header.codes_crc, checksum, len(payload)) + tail + payload
+
+
+def unpack(blob: bytes, where: str = "input") -> tuple[Header, bytes]:
+    """(header, payload) of a container, or a one-line DataError naming what is wrong with it."""
+    if len(blob) < len(MAGIC) or blob[: len(MAGIC)] != MAGIC:
+        raise DataError(f"{where}: not an aezoo compressed file (no AEZC header)")
+    if len(blob) < _FIXED.size:
+        raise DataError(f"{where}: truncated in its header ({len(blob)} bytes)")
+    _, version, mhash, count, chunk, n_grids = _FIXED.unpack_from(blob)
+    if version != VERSION:
+        raise DataError(f"{where}: format version {version}; this aezoo reads version {VERSION} (a newer aezoo wrote it?)")
+    pos = _FIXED.size
+    try:
+        grids = []
+        for _ in range(n_grids):
+            grids.append(struct.unpack_from("<HHI", blob, pos))
+            pos += 8
+        (ndim,) = struct.unpack_from("<B", blob, pos)
+        shape = struct.unpack_from(f"<{ndim}H", blob, pos + 1)
+        pos += 1 + 2 * ndim
+        head = blob[:pos]
+        codes_crc, checksum, payload_len = struct.unpack_from("<III", blob, pos)
+        pos += 12
+        tail_start = pos
+        (n,) = struct.unpack_from("<B", blob, pos)
+        name = blob[pos + 1 : pos + 1 + n].decode()
+        pos += 1 + n
+        (n,) = struct.unpack_from("<H", blob, pos)
+        run = blob[pos + 2 : pos + 2 + n].decode()
+        pos += 2 + n
+    except (struct.error, UnicodeDecodeError):
+        raise DataError(f"{where}: truncated or corrupt header") from None
+    payload = blob[pos:]
+    if len(payload) < payload_len:
+        raise DataError(f"{where}: truncated: {len(payload)} of its {payload_len} payload bytes")
+    if len(payload) > payload_len:
+        raise DataError(f"{where}: corrupt: {len(payload) - payload_len} bytes after the payload")
+    if zlib.crc32(payload, zlib.crc32(blob[tail_start:pos], zlib.crc32(head + struct.pack("<I", codes_crc)))) != checksum:
+        raise DataError(f"{where}: corrupt: the file does not match its checksum")
+    if count < 1 or chunk < 1 or n_grids < 1 or payload_len % 4:
+        raise DataError(f"{where}: corrupt header (count {count}, chunk {chunk}, grids {n_grids})")
+    return Header(mhash, count, chunk, [tuple(g) for g in grids], tuple(shape), codes_crc, name, run, version), payload

@@ -1,0 +1,33 @@
+"""Small helpers used by more than one part of aezoo: optional dependencies, fingerprints of weights."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+from types import ModuleType
+
+import torch
+
+from .errors import NotSupportedError
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import the optional ``module`` (installed by ``pip install "aezoo[extra]"``), or say in one
+    line how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise NotSupportedError(f"this needs the optional package {module!r}: pip install \"aezoo[{extra}]\"") from None
+
+
+def weights_hash(*modules: torch.nn.Module | None) -> str:
+    """SHA-256 (hex) of the modules' state: every tensor's name, dtype, shape and bytes, in key order.
+    Two models hash alike exactly when they compute alike; None entries are skipped."""
+    h = hashlib.sha256()
+    for i, module in enumerate(modules):
+        if module is None:
+            continue
+        for name, t in sorted(module.state_dict().items()):
+            t = t.detach().to("cpu").contiguous()
+            h.update(f"{i}:{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
