@@ -36,6 +36,7 @@ def _setup_train(p):
     p.add_argument("--out", help="run folder (default runs/MODEL-DATASET)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
+    p.add_argument("--min-steps", type=int, help="with --epochs, train at least N steps (default: the model's, for small data; 0: off)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], help="decay of the learning rate over the run (default: the model's, else constant)")
@@ -79,7 +80,7 @@ def train_cmd(args):
           f"{len(data.val) if data.val else 0} val, {len(data.test) if data.test else 0} test, shape {data.input_shape}", file=sys.stderr)
     out = Path(args.out or f"runs/{args.model}-{data.name}")
     opts = {**train_file}
-    for key in ("epochs", "steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "seed", "device", "checkpoint_every"):
+    for key in ("epochs", "steps", "min_steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "seed", "device", "checkpoint_every"):
         v = getattr(args, key)
         if v is not None:
             opts[key] = v

@@ -29,6 +29,7 @@ from . import distributed
 class TrainConfig:
     epochs: int | None = 10
     steps: int | None = None  # total optimizer steps; when set it overrides epochs
+    min_steps: int = 0  # with epochs: train at least this many steps (small data); members declare it in train_defaults
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay from lr to min_lr over the run
@@ -48,6 +49,7 @@ class TrainConfig:
         check(self.epochs is not None or self.steps is not None, "epochs", "give epochs or steps")
         check(self.epochs is None or self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         check(self.steps is None or self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        check(self.min_steps >= 0, "min_steps", f"must be >= 0, got {self.min_steps}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr}")
         check(self.warmup_steps >= 0 and math.isfinite(self.warmup_steps), "warmup_steps", f"must be >= 0 (steps, or a fraction of the run when < 1), got {self.warmup_steps}")
@@ -178,7 +180,7 @@ def train(model, data, *, out: str | Path | None = None, resume: bool | str = Fa
     steps_per_epoch = len(batches)
     if steps_per_epoch == 0:
         raise DataError(f"dataset {data.name!r} has {len(data.train)} training examples, fewer than one batch")
-    total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+    total = cfg.steps if cfg.steps is not None else max(cfg.epochs * steps_per_epoch, cfg.min_steps)
     opt = make_optimizer(model, cfg.lr)
     run = Path(out) if out is not None else None
     step = 0
