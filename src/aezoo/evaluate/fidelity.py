@@ -17,7 +17,7 @@ from torch import nn
 from ..nn.nets import ConvEncoder, MLPEncoder
 from . import metric
 
-CLASSIFIER_STEPS = 600  # training steps of the classifier inside `aezoo eval` (batch 128)
+CLASSIFIER_STEPS = 1500  # training steps of the judge (batch 128): 88% on the Fashion-MNIST test set
 PER_CLASS = 100  # samples drawn per class
 
 

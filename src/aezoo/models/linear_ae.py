@@ -37,7 +37,7 @@ def pca_basis(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def principal_angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Principal angles (degrees, ascending) between the column spaces of a (d, k) and b (d, m)."""
+    """Principal angles (degrees, largest first) between the column spaces of a (d, k) and b (d, m)."""
     qa, _ = torch.linalg.qr(a.double())
     qb, _ = torch.linalg.qr(b.double())
     cos = torch.linalg.svdvals(qa.T @ qb).clamp(-1, 1)
@@ -101,7 +101,7 @@ class LinearAE(Autoencoder):
         """(k,) principal angles in degrees, ascending, between the decoder's column space and the top-k
         PCA subspace of ``x_train``."""
         _, basis = pca_basis(x_train.cpu(), self.config.latent_dim)
-        return principal_angles_deg(self.decoder_matrix().cpu(), basis)
+        return principal_angles_deg(self.decoder_matrix().cpu(), basis).sort().values
 
     @torch.no_grad()
     def pca_subspace_metrics(self, x_train: torch.Tensor, x: torch.Tensor) -> dict[str, Any]:

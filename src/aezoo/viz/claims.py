@@ -74,22 +74,30 @@ def code_nonzeros(model, data, run_dir, out_path):
     if c is None:
         return None
     z = _codes(model, data)
-    nz = (z != 0).sum(1).cpu().numpy()
+    nonzero = z != 0
+    nz = nonzero.sum(1).cpu().numpy()  # per code
+    use = nonzero.double().mean(0).cpu().numpy()  # per unit: the share of codes it is active in
     k = c.reference(model.config) if c.reference is not None else None
     plt = _mpl()
-    fig, ax = plt.subplots(figsize=(6.0, 3.2))
-    lo, hi = int(nz.min()), int(nz.max())
-    if k is not None:
-        lo, hi = min(lo, k), max(hi, k)
-    ax.hist(nz, bins=np.arange(lo - 0.5, hi + 1.5), color="tab:blue", label=f"{len(nz)} test codes")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    hi = int(max(nz.max(), 2 * k if k else 0)) + 1
+    ax.hist(nz, bins=np.arange(-0.5, hi + 1.5), color="tab:blue", label=f"{len(nz)} test codes")
     if k is not None:
         ax.axvline(k, color="tab:red", ls="--", lw=1.5, label=f"k = {k}")
+    ax.set_xlim(-0.5, hi + 0.5)
     ax.set_xlabel(f"non-zero units per code (of {z.shape[1]})")
     ax.set_ylabel("codes")
     ax.legend(fontsize=8)
-    ax.set_title(f"{model.name}: non-zeros per code", fontsize=10)
+    ax.set_title("non-zeros per code", fontsize=10)
+    dead = int((use == 0).sum())
+    ax2.plot(np.arange(1, len(use) + 1), np.sort(use)[::-1], color="tab:blue")
+    ax2.set_xlabel("code unit (sorted by use)")
+    ax2.set_ylabel("share of codes it is in")
+    ax2.set_title(f"use of each unit: {dead} of {len(use)} never active", fontsize=10)
+    fig.suptitle(f"{model.name}: exactly k active units per code", fontsize=10)
     _save(fig, plt, out_path)
-    return f"Non-zero units in each of {len(nz)} test codes: from {nz.min()} to {nz.max()}" + (f" (k = {k})." if k is not None else ".")
+    return (f"Left: non-zero units in each of {len(nz)} test codes, from {nz.min()} to {nz.max()}"
+            + (f" (k = {k})" if k is not None else "") + f". Right: how often each unit is among them; {dead} units never are (dead units).")
 
 
 @figure("kl_capacity", order=35)
@@ -106,16 +114,20 @@ def kl_capacity(model, data, run_dir, out_path):
     epochs = [r["epoch"] for r in recs]
     ax.plot(epochs, [r["train/capacity"] for r in recs], "k--", label="capacity C(t), epoch mean")
     ax.plot(epochs, [r["train/kl"] for r in recs], "o-", ms=3, color="tab:blue", label="KL, training epoch mean")
-    if any("val/kl" in r for r in recs):
-        ax.plot([r["epoch"] for r in recs if "val/kl" in r], [r["val/kl"] for r in recs if "val/kl" in r], "s:", ms=3, color="tab:orange",
-                label="KL, validation")
+    val = [r for r in recs if "val/kl" in r and "val/capacity" in r]
+    if val:  # validation runs at the epoch's end, so its C is the end-of-epoch value
+        ax.plot([r["epoch"] for r in val], [r["val/capacity"] for r in val], ":", color="grey", label="C at the epoch's end")
+        ax.plot([r["epoch"] for r in val], [r["val/kl"] for r in val], "s:", ms=3, color="tab:orange", label="KL, validation (epoch's end)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats")
     ax.legend(fontsize=8)
     ax.set_title(f"{model.name}: KL against the capacity C(t)", fontsize=10)
     _save(fig, plt, out_path)
     gap = recs[-1]["train/kl"] - recs[-1]["train/capacity"]
-    return f"KL per epoch against the capacity C(t) it is pulled to by gamma |KL - C|; in the last epoch KL - C = {gap:+.3g} nats."
+    out = f"KL per epoch against the capacity C(t) it is pulled to by gamma |KL - C|: in the last epoch, training KL - C = {gap:+.3g} nats"
+    if val:
+        out += f", validation KL - C = {val[-1]['val/kl'] - val[-1]['val/capacity']:+.3g} (held-out inputs)"
+    return out + "."
 
 
 @figure("principal_angles", order=35)
@@ -129,7 +141,7 @@ def principal_angles(model, data, run_dir, out_path):
     ax.bar(np.arange(1, len(angles) + 1), angles, color="tab:blue")
     ax.set_xlabel("principal angle (ascending)")
     ax.set_ylabel("degrees")
-    ax.set_ylim(0, max(5.0, float(angles.max()) * 1.1))
+    ax.set_ylim(0, max(6.0, float(angles.max()) * 1.1))
     ax.axhline(5, color="tab:red", ls=":", lw=1, label="5 degrees")
     ax.legend(fontsize=8)
     ax.set_title(f"{model.name}: decoder subspace against the top-{len(angles)} PCA subspace", fontsize=10)
