@@ -36,7 +36,7 @@ def assert_one_line_error(p, pattern):
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "vae"
-    assert main(["train", "vae", "--data", "digits", "--epochs", "2", "--latent-dim", "2", "--set", "hidden=32", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "vae", "--data", "digits", "--epochs", "2", "--min-steps", "0", "--latent-dim", "2", "--set", "hidden=32", "--out", str(out), "--quiet"]) == 0
     return out
 
 
