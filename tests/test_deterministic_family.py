@@ -85,7 +85,7 @@ def test_k_sparse_codes_have_exactly_k_nonzeros():
     assert ((m(x).z != 0).sum(1) == 10).all()
     m.on_step(60, 100)  # past schedule_fraction = 0.5: the target
     assert ((m(x).z != 0).sum(1) == 3).all()
-    m2 = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, k=3, alpha=2.0)
+    m2 = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, k=3, k_start=10, alpha=2.0)
     assert ((m2.encode(x) != 0).sum(1) == 6).all()
 
 
@@ -222,7 +222,7 @@ def labelled_data():
 
 def test_representation_metrics():
     data = labelled_data()
-    m = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=12, hidden=(), k=3)
+    m = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=12, hidden=(), k=3, k_start=12)
     out = evaluate(m, data, "test", corrupt="mask:0.5")
     assert out["code_l0"] == 3.0
     assert 0 <= out["dead_units"] <= 1

@@ -175,7 +175,7 @@ def test_corrupt_checkpoint_is_a_clear_error(digits, tmp_path):
 def test_python_api_five_lines(tmp_path):
     data = aezoo.data.load("digits", limit=256)
     model = aezoo.create("vae", input_shape=data.input_shape, latent_dim=2, hidden=(32,))
-    aezoo.train(model, data, epochs=2, out=tmp_path / "vae", progress=False)
+    aezoo.train(model, data, epochs=2, min_steps=0, out=tmp_path / "vae", progress=False)  # 2 epochs, not the VAE's 1,000-step floor
     z = aezoo.load(tmp_path / "vae").encode(data.test.x[:10])
     assert z.shape == (10, 2)
     assert (tmp_path / "vae" / "report.html").exists() and (tmp_path / "vae" / "eval.json").exists()
@@ -321,7 +321,7 @@ def test_a_model_declares_its_own_parameter_groups_and_optimizers(digits, tmp_pa
 def test_tensorboard_events_read_back_with_tensorboards_own_reader(digits, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    opts = dict(epochs=2, batch_size=32, log=("tensorboard",), progress=False, report=False)
+    opts = dict(epochs=2, min_steps=0, batch_size=32, log=("tensorboard",), progress=False, report=False)
     with pytest.raises(Stop):  # killed in epoch 2, after the checkpoint of step 15: the events of 16-21 are its tail
         aezoo.train(_stop_at(_new(), 22), digits, out=tmp_path, **opts)
     aezoo.train(_new(), digits, out=tmp_path, resume=True, progress=False)
@@ -342,7 +342,7 @@ def test_tensorboard_missing_says_which_extra_to_install(digits, tmp_path, monke
 
 
 def test_one_line_per_epoch_when_stderr_is_not_a_terminal(digits, capsys):
-    aezoo.train(_new(), digits, epochs=3, batch_size=32, progress=True)
+    aezoo.train(_new(), digits, epochs=3, min_steps=0, batch_size=32, progress=True)
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.strip().splitlines()
@@ -371,7 +371,7 @@ def test_a_step_budget_ending_mid_epoch_writes_a_partial_record(digits, tmp_path
 
 def test_resume_applies_a_changed_lr_batch_size_and_budget_and_records_them(digits, tmp_path):
     with pytest.raises(Stop):
-        aezoo.train(_stop_at(_new(), 9), digits, epochs=2, batch_size=32, checkpoint_every=4, out=tmp_path, progress=False, report=False)
+        aezoo.train(_stop_at(_new(), 9), digits, epochs=2, min_steps=0, batch_size=32, checkpoint_every=4, out=tmp_path, progress=False, report=False)
     model = _new()
     loop = Fit(model, digits, tmp_path, True, dict(lr=3e-4, batch_size=64, epochs=3))
     assert loop.pos.step == 8 and loop.pos.offset == 8 * 32  # the epoch goes on from the same example

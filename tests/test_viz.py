@@ -168,7 +168,8 @@ def test_conditional_models_get_a_class_by_sample_grid_and_labelled_paths(tmp_pa
     data = from_arrays(torch.rand(40, 1, 8, 8), torch.arange(40) % 3, val_fraction=0.25)
     assert FIGURES["samples"](model, data, tmp_path, tmp_path / "s.png") is None  # needs y: the class grid instead
     assert FIGURES["class_samples"](model, data, tmp_path, tmp_path / "c.png")
-    assert png_size(tmp_path / "c.png") == labelled_grid_size(3, 10, 8, 8)
+    # 3 classes x 10 prior draws, a gap column and 3 style-transfer columns under a row of their inputs
+    assert png_size(tmp_path / "c.png") == labelled_grid_size(4, 14, 8, 8)
     for name in ("interpolation", "traversals", "manifold", "latent_scatter"):
         assert FIGURES[name](model, data, tmp_path, tmp_path / f"{name}.png"), name
     unlabelled = from_arrays(torch.rand(40, 1, 8, 8), val_fraction=0.25)

@@ -38,6 +38,7 @@ def _setup_train(p):
     p.add_argument("--out", help="run folder (default runs/MODEL-DATASET)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
+    p.add_argument("--min-steps", type=int, help="with --epochs, train at least N steps (default: the model's, for small data; 0: off)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], help="decay of the learning rate over the run (default: the model's, else constant)")
@@ -65,7 +66,7 @@ def _setup_train(p):
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
-TRAIN_FLAGS = ("epochs", "steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay", "clip_grad_norm",
+TRAIN_FLAGS = ("epochs", "steps", "min_steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay", "clip_grad_norm",
                "ema_decay", "log", "seed", "device", "checkpoint_every")
 
 

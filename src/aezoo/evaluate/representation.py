@@ -25,6 +25,7 @@ KNN_QUERIES = 2000  # queries for retrieval precision, each against the whole sp
 JACOBIAN_SAMPLES = 128
 EXACT_JACOBIAN_MAX = 128  # min(code size, input size) up to which the Jacobian is computed exactly
 HUTCHINSON_PROBES = 64
+PCA_MAX_DIM = 1024  # input dimensions up to which every vector code is compared with PCA
 
 
 def _codes(model, x, y) -> torch.Tensor:
@@ -71,17 +72,21 @@ def jacobian_fro(model, data, split, x, y, jacobian_samples: int = JACOBIAN_SAMP
     return {"jacobian_fro": float(vals.mean())}
 
 
+def denoising_metrics(model, x, y, q, seed: int = 0) -> dict[str, Any]:
+    """PSNR of x corrupted by ``q`` and of the model's reconstructions of them, both against x."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    x_tilde = q(x, generator=gen)
+    x_hat = reconstruct_batched(model, x_tilde, y if model.needs_labels else None)
+    return {"corrupt": str(q), "noisy_psnr": psnr(x_tilde, x), "denoise_psnr": psnr(x_hat.view_as(x), x)}
+
+
 @metric("denoising")
 def denoising(model, data, split, x, y, corrupt: str | None = None, seed: int = 0, **_: Any):
     """With ``corrupt`` ("mask:0.5", ...): PSNR of the corrupted inputs and of the model's
     reconstructions of them, both against the clean inputs."""
     if not corrupt:
         return None
-    q = parse(corrupt)
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    x_tilde = q(x, generator=gen)
-    x_hat = reconstruct_batched(model, x_tilde, y if model.needs_labels else None)
-    return {"corrupt": str(q), "noisy_psnr": psnr(x_tilde, x), "denoise_psnr": psnr(x_hat.view_as(x), x)}
+    return denoising_metrics(model, x, y, parse(corrupt), seed)
 
 
 @metric("probe")
@@ -128,7 +133,18 @@ def knn_precision(model, data, split, x, y, seed: int = 0, knn_queries: int = KN
 
 @metric("pca_subspace")
 def pca_subspace(model, data, split, x, y, **_: Any):
-    """For models that can compare themselves with PCA of the training data (the linear AE)."""
-    if not hasattr(model, "pca_subspace_metrics"):
+    """``pca_mse_ratio``: the reconstruction MSE over that of PCA with as many components as the code
+    has units (fitted on the train split): below 1, the code beats the linear baseline (Hinton &
+    Salakhutdinov 2006). For vector codes narrower than inputs of at most ``PCA_MAX_DIM`` dimensions
+    (the fit is a d x d eigendecomposition); the linear AE adds its principal angles to the PCA subspace."""
+    from ..models.linear_ae import pca_basis, pca_reconstruction_mse
+
+    if hasattr(model, "pca_subspace_metrics"):
+        return model.pca_subspace_metrics(data.train.x.to(model.device), x)
+    k = model.latent_shape[0] if len(model.latent_shape) == 1 else 0
+    if model.needs_labels or model.discrete_codes or x.dim() > 4 or not 1 <= k < x[0].numel() or x[0].numel() > PCA_MAX_DIM:
         return None
-    return model.pca_subspace_metrics(data.train.x.to(model.device), x)
+    mean, basis = pca_basis(data.train.x, k)
+    pca_mse = pca_reconstruction_mse(x.cpu(), mean, basis)
+    mse = float((reconstruct_batched(model, x).view_as(x) - x).double().pow(2).mean())
+    return {"pca_mse_ratio": mse / pca_mse} if pca_mse > 0 else None

@@ -9,11 +9,14 @@ The contract (what the trainer, evaluation, CLI and contract tests rely on):
   variational models), ``decode(z, y=None)`` -> the mean of p(x|z) in data space.
 - ``sample(n, y=None)`` for generative models (``generative = True``).
 - Hooks with defaults here: ``training_step``, ``param_groups``, ``on_step``, ``eval_metrics``, ``latent_shape``.
+- ``claims``: what the member's paper says it does, declared as data (``Claim``); the run report
+  shows the one that applies above the metrics, and ``tests/test_defaults.py`` checks it with the
+  defaults the CLI builds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -28,6 +31,29 @@ class ModelOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # named scalars for logging
     x_hat: torch.Tensor | None = None  # (B, *input_shape) reconstruction mean
     z: torch.Tensor | None = None  # (B, *latent_shape) code
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim about its model, as a run with the defaults should show it.
+
+    ``statement`` is one sentence; ``{field}`` placeholders are filled from the model's config.
+    ``metrics`` are the evaluation keys that measure it, ``figure`` the registered figure that shows
+    it (``None``: the metrics alone). ``when`` restricts the claim to configs it holds for (e.g. one
+    penalty of two); ``reference`` is the value the figure marks (rho, k), from the config."""
+
+    paper: str
+    statement: str
+    metrics: tuple[str, ...]
+    figure: str | None = None
+    when: Callable[[Any], bool] | None = None
+    reference: Callable[[Any], float] | None = None
+
+    def applies(self, config) -> bool:
+        return self.when is None or bool(self.when(config))
+
+    def describe(self, config) -> str:
+        return self.statement.format(**{f: getattr(config, f) for f in config.__dataclass_fields__})
 
 
 @dataclass
@@ -81,6 +107,8 @@ class Autoencoder(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     # a tiny config for the contract tests and docs: overridden by models with other inputs
     tiny: ClassVar[dict[str, Any]] = {"input_shape": (1, 8, 8), "latent_dim": 4, "hidden": (16,), "channels": (4, 8)}
+    # the paper's claims, first match wins (see ``claim``); every registered member declares at least one
+    claims: ClassVar[tuple[Claim, ...]] = ()
 
     def __init__(self, config):
         super().__init__()
@@ -105,6 +133,10 @@ class Autoencoder(nn.Module):
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return (self.config.latent_dim,)
+
+    def claim(self) -> Claim | None:
+        """The declared claim that applies to this model's config."""
+        return next((c for c in self.claims if c.applies(self.config)), None)
 
     @property
     def device(self) -> torch.device:

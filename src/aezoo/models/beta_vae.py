@@ -19,7 +19,7 @@ import torch
 from ..config import check
 from ..nn.distributions import log_mean_exp
 from ..registry import register
-from .base import ModelOutput
+from .base import Claim, ModelOutput
 from .vae import VAE, VAEConfig
 
 
@@ -47,6 +47,15 @@ def capacity(step: int, c_max: float, c_steps: int) -> float:
 @register("beta_vae")
 class BetaVAE(VAE):
     Config = BetaVAEConfig
+    claims = (
+        Claim("Burgess et al. 2017, sec. 5",
+              "The KL follows the capacity C(t), raised linearly to C_max = {c_max} nats: the KL per epoch tracks C "
+              "and ends near C_max.", ("kl", "capacity", "recon_nll"), figure="kl_capacity", when=lambda c: c.c_max is not None),
+        Claim("Higgins et al. 2017",
+              "beta = {beta} > 1 tightens the bottleneck: a smaller KL than the VAE's at the same size, paid for in "
+              "reconstruction; each active latent tends to one factor of variation (traversals).",
+              ("kl", "recon_nll", "active_units"), figure="traversals"),
+    )
 
     def __init__(self, config: BetaVAEConfig):
         super().__init__(config)
@@ -82,3 +91,9 @@ class BetaVAE(VAE):
             loss = recon + c.gamma * (kl - cap).abs()
             terms["capacity"] = cap
         return ModelOutput(loss=loss, terms=terms, z=z)
+
+    def eval_metrics(self, x, y=None, **options):
+        out = super().eval_metrics(x, y, **options)
+        if self.config.c_max is not None:  # C at the end of training, against the KL measured here
+            out["capacity"] = self.capacity
+        return out

@@ -1,11 +1,18 @@
 """The conditional variational autoencoder.
 
 Sohn, Lee & Yan 2015, "Learning Structured Output Representation using Deep Conditional Generative
-Models" (NeurIPS 2015). With a one-hot label y joined to the encoder's input and to z before the
-decoder, the conditional ELBO (nats per example) is
+Models" (NeurIPS 2015). With the encoder q(z|x,y) and the decoder p(x|z,y) both reading a one-hot
+label y, the conditional ELBO (nats per example) is
     -L(x|y) = -E_{q(z|x,y)}[log p(x|z,y)] + KL(q(z|x,y) || N(0, I)).
 Because the decoder sees y, z need not carry the class: it keeps the "style", and decoding one z
 with another y changes the class only.
+
+Choices of ours (issue 11): y modulates every layer of both networks by FiLM (Perez et al. 2018,
+see ``nn.nets``), not only their inputs, and z has 32 dimensions. Joined to the inputs alone, y was
+10 of the decoder's 26 inputs and the decoder read the class from z as much as from y: after 5 epochs
+on Fashion-MNIST, 52% of the samples were of the asked class (by a CNN trained on the real images,
+88% accurate on them). A bias from y at every layer gave 79%, FiLM 85%, FiLM with 32 dimensions 88.5%
+(one seed each); a narrower z did not help (with the bias, 8 dimensions gave 74%, 16 gave 79%).
 
 The ELBO terms, the importance-weighted bound and the evaluation are the VAE's (they pass y on);
 this file changes how y enters the encoder and the decoder.
@@ -23,11 +30,13 @@ from ..errors import ConfigError, DataError
 from ..nn.distributions import DiagonalGaussian
 from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
+from .base import Claim
 from .vae import VAE, VAEConfig
 
 
 @dataclass
 class CVAEConfig(VAEConfig):
+    latent_dim: int = 32
     num_classes: int = 10  # set from the data by `aezoo train`
 
     def __post_init__(self):
@@ -39,18 +48,17 @@ class CVAEConfig(VAEConfig):
 class CVAE(VAE):
     Config = CVAEConfig
     needs_labels = True
+    claims = (Claim("Sohn, Lee & Yan 2015",
+                    "The label y decides the class of a sample: a classifier trained on real data finds the asked class in "
+                    "nearly all samples (class_fidelity), and decoding an input's code with another label keeps its style.",
+                    ("class_fidelity", "fidelity_classifier_acc", "cond_nll_iw"), figure="class_samples"),)
 
     def __init__(self, config: CVAEConfig):
         super().__init__(config)
         c = config
-        k = c.num_classes
-        # the VAE's networks, rebuilt wider to take the one-hot label
-        if c.arch == "conv":  # y enters as k constant channels
-            enc_shape = (c.input_shape[0] + k, *c.input_shape[1:])
-        else:  # y enters as k more inputs
-            enc_shape = (math.prod(c.input_shape) + k,)
-        self.encoder = encoder_for(c, 2 * c.latent_dim, input_shape=enc_shape)
-        self.decoder = decoder_for(c, c.latent_dim + k)
+        # the VAE's networks, rebuilt so that the one-hot label modulates every layer
+        self.encoder = encoder_for(c, 2 * c.latent_dim, cond_dim=c.num_classes)
+        self.decoder = decoder_for(c, cond_dim=c.num_classes)
 
     def one_hot(self, y) -> torch.Tensor:
         k = self.config.num_classes
@@ -60,32 +68,24 @@ class CVAE(VAE):
             raise ConfigError(f"label out of range: this model knows classes 0..{k - 1}, got {int(y.min())}..{int(y.max())}")
         return F.one_hot(y.long(), k).float()  # (B, K)
 
-    def _join_x(self, x, y) -> torch.Tensor:
-        h = self.one_hot(y)
-        if self.config.arch == "conv":
-            return torch.cat([x, h[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)  # (B, C+K, H, W)
-        return torch.cat([x.flatten(1), h], 1)  # (B, prod(input_shape) + K)
-
-    def _join_z(self, z, y) -> torch.Tensor:
-        h = self.one_hot(y)
-        return torch.cat([z, h.expand(*z.shape[:-1], -1)], -1)  # (..., D + K)
-
     # --- the latent-variable interface, now conditioned on y --------------------------------------
     def posterior(self, x, y=None) -> DiagonalGaussian:
-        mu, logvar = self.encoder(self._join_x(x, y)).chunk(2, dim=-1)  # (B, D) each
+        mu, logvar = self.encoder(x, self.one_hot(y)).chunk(2, dim=-1)  # (B, D) each
         return DiagonalGaussian(mu, logvar)
 
     def log_likelihood(self, z, x, y=None) -> torch.Tensor:
         """log p(x|z, y) for z of shape (K, B, D) -> (K, B)."""
         k, b = z.shape[:2]
-        params = self.decoder(self._join_z(z, y).reshape(k * b, -1)).view(k, b, *x.shape[1:])
+        h = self.one_hot(y)  # (B, K_classes), the same label for each of the K samples
+        params = self.decoder(z.reshape(k * b, -1), h.repeat(k, 1)).view(k, b, *x.shape[1:])
         return self.likelihood.log_prob(params, x, batch_dims=2)
 
     def encode(self, x, y=None):
         return self.posterior(x, y).mu
 
     def decode(self, z, y=None):
-        return self.likelihood.mean(self.decoder(self._join_z(z, y)))
+        h = self.one_hot(y)
+        return self.likelihood.mean(self.decoder(z, h.expand(z.shape[0], -1)))
 
     @torch.no_grad()
     def infer_label(self, x) -> torch.Tensor:

@@ -10,7 +10,7 @@ the inputs set to 0), isotropic Gaussian noise (sigma) or salt-and-pepper noise 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -19,7 +19,7 @@ from ..nn.corruption import Corruption
 from ..nn.nets import ACTIVATIONS, activation, decoder_for, encoder_for
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, ModelConfig, ModelOutput
+from .base import Autoencoder, Claim, ModelConfig, ModelOutput
 
 
 @dataclass
@@ -42,6 +42,10 @@ class DenoisingAEConfig(ModelConfig):
 @register("denoising_ae")
 class DenoisingAE(Autoencoder):
     Config = DenoisingAEConfig
+    claims = (Claim("Vincent et al. 2008",
+                    "Trained to undo its corruption ({corruption}), it maps corrupted test inputs closer to the clean ones "
+                    "(denoise_psnr above noisy_psnr), and better than an autoencoder of the same size (benchmarks/README.md).",
+                    ("noisy_psnr", "denoise_psnr"), figure="denoising"),)
 
     def __init__(self, config: DenoisingAEConfig):
         super().__init__(config)
@@ -67,3 +71,10 @@ class DenoisingAE(Autoencoder):
         recon = reconstruction_loss(self.config.loss, out, x_rep).mean()  # = mean over B of the mean over L
         b = x.shape[0]
         return ModelOutput(loss=recon, terms={"recon": recon}, x_hat=output_mean(self.config.loss, out[:b]), z=z[:b])
+
+    def eval_metrics(self, x, y=None, seed: int = 0, **options: Any) -> dict[str, Any]:
+        """PSNR of inputs corrupted by the training corruption and of their reconstructions (``aezoo eval
+        --corrupt`` replaces the corruption)."""
+        from ..evaluate.representation import denoising_metrics
+
+        return denoising_metrics(self, x, y, self.corruption, seed)

@@ -31,7 +31,7 @@ from ..nn.priors import attach_prior, code_metrics, load_prior, sample_from_prio
 from ..nn.quantizer import FiniteScalarQuantizer, ResidualVectorQuantizer, VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, ModelConfig, ModelOutput
+from .base import Autoencoder, Claim, ModelConfig, ModelOutput
 
 
 @dataclass
@@ -93,6 +93,14 @@ class VQVAE(Autoencoder):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
     discrete_codes = True
+    claims = (Claim("van den Oord, Vinyals & Kavukcuoglu 2017",
+                    "Every cell of the code grid is one of K = {num_codes} codebook vectors, and the codebook is used: "
+                    "a high perplexity and few dead codes.",
+                    ("perplexity", "dead_codes", "recon_mse"), figure="code_usage", when=lambda c: c.quantizer == "vq"),
+              Claim("Zeghidour et al. 2021 (residual VQ); Mentzer et al. 2023 (FSQ)",
+                    "Each stage or level grid of the {quantizer} quantizer is used: high perplexity and few dead codes, "
+                    "with no codebook collapse.",
+                    ("recon_mse", "bits_per_input"), figure="code_usage", when=lambda c: c.quantizer != "vq"))
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)

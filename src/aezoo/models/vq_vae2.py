@@ -6,7 +6,8 @@ encoder h_b to h_t at half the size; the top codes e_t = Q_t(h_t) are decoded an
 before quantising the bottom, so the bottom codes e_b = Q_b(h_b, e_t) are conditioned on the top.
 The decoder reads both grids. Objective (the VQ-VAE loss of each level):
     L = -log p(x | e_b, e_t) + sum_{l in {t, b}} ||sg[z_l] - e_l||^2 + beta ||z_l - sg[e_l]||^2.
-Generation is a second stage: a top prior, then a bottom prior conditioned on the top codes
+Codebooks are updated by exponential moving averages, as in the paper. Generation is a second stage:
+a top prior, then a bottom prior in which every cell is conditioned on the whole top grid
 (``aezoo train-prior RUN_DIR``).
 """
 from __future__ import annotations
@@ -23,13 +24,15 @@ from ..nn.priors import attach_prior, code_metrics, load_prior, sample_from_prio
 from ..nn.quantizer import VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, ModelOutput
+from .base import Autoencoder, Claim, ModelOutput
 from .vq_vae import VQVAEConfig, make_quantizer
 
 
 @dataclass
 class VQVAE2Config(VQVAEConfig):
     """The VQ-VAE fields; both levels share K, D and the quantiser options."""
+
+    ema: bool = True  # Razavi et al. update both codebooks by exponential moving averages
 
 
 def upsample(c_in: int, c_out: int, small: tuple[int, int], big: tuple[int, int]) -> nn.ConvTranspose2d:
@@ -44,6 +47,10 @@ class VQVAE2(Autoencoder):
     generative = True  # through the priors of the second stage
     discrete_codes = True
     grid_names = ("top", "bottom")
+    claims = (Claim("Razavi, van den Oord & Vinyals 2019",
+                    "Both code grids are used: the top grid keeps global structure, the bottom grid, quantised given the top "
+                    "codes, the detail; few of the {num_codes} codes of each codebook are dead.",
+                    ("perplexity_top", "perplexity_bottom", "dead_codes_top", "dead_codes_bottom", "recon_mse"), figure="code_usage"),)
 
     def __init__(self, config: VQVAE2Config):
         super().__init__(config)

@@ -1,6 +1,13 @@
 """Encoder and decoder networks that the models plug in: an MLP over the flattened input, or a
 strided convolutional stack for (C, H, W) images. Shapes are computed from ``input_shape``; no dummy
-forward passes."""
+forward passes.
+
+Conditioning (``cond_dim`` > 0): every linear and convolutional layer is modulated by a vector c
+(B, cond_dim), for example a one-hot label, by FiLM (Perez et al. 2018, "FiLM: Visual Reasoning with a
+General Conditioning Layer", arXiv:1709.07871): out * (1 + gamma_l(c)) + beta_l(c). The shift alone is
+what joining c to the layer's input adds; the scale lets c change what the other inputs mean. Reading c
+at every layer, not only the first, keeps it from being drowned by the other inputs (the label of the
+conditional VAE, issue 11)."""
 from __future__ import annotations
 
 import math
@@ -32,6 +39,51 @@ def mlp(sizes: Sequence[int], act: str = "relu", final_act: str | None = None) -
     return nn.Sequential(*layers)
 
 
+_WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def _width(layer: nn.Module) -> int:
+    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+
+
+class FiLM(nn.Module):
+    """The conditioning of a network's weighted layers: after layer l, out * (1 + gamma_l(c)) + beta_l(c),
+    with gamma_l, beta_l bias-free linear maps of c; gamma starts at 0."""
+
+    def __init__(self, layers: Sequence[nn.Module], cond_dim: int):
+        super().__init__()
+        self.maps = nn.ModuleList(nn.Linear(cond_dim, 2 * _width(layer), bias=False) for layer in layers)
+        for m in self.maps:
+            nn.init.zeros_(m.weight[: m.out_features // 2])  # gamma starts at 0: the unconditioned layer
+
+    def run(self, seq: nn.Sequential, x: torch.Tensor, c: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, int]:
+        """``seq`` applied to x, modulating the output of each weighted layer with maps ``start``, ...;
+        returns the output and the index of the next map."""
+        i = start
+        for layer in seq:
+            x = layer(x)
+            if isinstance(layer, _WEIGHTED):
+                x = self.add(x, c, i)
+                i += 1
+        return x, i
+
+    def add(self, x: torch.Tensor, c: torch.Tensor, i: int) -> torch.Tensor:
+        g, b = self.maps[i](c).chunk(2, -1)  # (B, width) each
+        shape = (*b.shape, *([1] * (x.dim() - 2)))
+        return x * (1 + g.view(shape)) + b.view(shape)
+
+
+def _conditioned(cond_dim: int, *modules: nn.Module) -> FiLM | None:
+    if cond_dim <= 0:
+        return None
+    return FiLM([m for mod in modules if mod is not None for m in mod.modules() if isinstance(m, _WEIGHTED)], cond_dim)
+
+
+def _need(cond: FiLM | None, c: torch.Tensor | None) -> None:
+    if cond is not None and c is None:
+        raise ValueError("this network is conditioned: pass the conditioning vector c")
+
+
 def _image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     if len(input_shape) != 3:
         raise ConfigError(f"arch 'conv' needs images of shape (C, H, W), got input_shape {tuple(input_shape)}; use arch 'mlp'")
@@ -50,7 +102,7 @@ class ConvEncoder(nn.Module):
     """(B, C, H, W) -> (B, out_dim) through stride-2 convolutions with ``channels`` and a linear head;
     with ``out_dim=None`` it returns the feature map (B, channels[-1], h, w)."""
 
-    def __init__(self, input_shape, out_dim: int | None, channels: Sequence[int] = (32, 64), act: str = "relu"):
+    def __init__(self, input_shape, out_dim: int | None, channels: Sequence[int] = (32, 64), act: str = "relu", cond_dim: int = 0):
         super().__init__()
         c, h, w = _image_shape(input_shape)
         layers: list[nn.Module] = []
@@ -61,17 +113,22 @@ class ConvEncoder(nn.Module):
         self.hs, self.ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))
         self.feature_shape = (c, self.hs[-1], self.ws[-1])
         self.head = nn.Linear(math.prod(self.feature_shape), out_dim) if out_dim else None
+        self.cond = _conditioned(cond_dim, self.features, self.head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)  # (B, C', h, w)
-        return self.head(f.flatten(1)) if self.head is not None else f
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        _need(self.cond, c)
+        if self.cond is None:
+            f = self.features(x)  # (B, C', h, w)
+            return self.head(f.flatten(1)) if self.head is not None else f
+        f, i = self.cond.run(self.features, x, c)
+        return self.cond.add(self.head(f.flatten(1)), c, i) if self.head is not None else f
 
 
 class ConvDecoder(nn.Module):
     """(B, in_dim) -> (B, C, H, W): a linear layer to the encoder's feature map, then transposed
     convolutions that retrace the encoder's sizes exactly (output_padding chosen per layer)."""
 
-    def __init__(self, input_shape, in_dim: int | None, channels: Sequence[int] = (32, 64), act: str = "relu"):
+    def __init__(self, input_shape, in_dim: int | None, channels: Sequence[int] = (32, 64), act: str = "relu", cond_dim: int = 0):
         super().__init__()
         c_out, h, w = _image_shape(input_shape)
         hs, ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))
@@ -89,58 +146,72 @@ class ConvDecoder(nn.Module):
             if i + 1 < len(chans):
                 layers.append(activation(act))
         self.net = nn.Sequential(*layers)
+        self.cond = _conditioned(cond_dim, self.head, self.net)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        _need(self.cond, c)
+        i = 0
         if self.head is not None:
-            z = self.head(z).view(-1, *self.feature_shape)
-        return self.net(z)
+            z = self.head(z)
+            if self.cond is not None:
+                z, i = self.cond.add(z, c, 0), 1
+            z = z.view(-1, *self.feature_shape)
+        return self.net(z) if self.cond is None else self.cond.run(self.net, z, c, i)[0]
 
 
 class MLPEncoder(nn.Module):
     """(B, *input_shape) -> (B, out_dim)."""
 
-    def __init__(self, input_shape, out_dim: int, hidden: Sequence[int] = (512, 256), act: str = "relu", final_act: str | None = None):
+    def __init__(self, input_shape, out_dim: int, hidden: Sequence[int] = (512, 256), act: str = "relu", final_act: str | None = None,
+                 cond_dim: int = 0):
         super().__init__()
         self.net = mlp([math.prod(input_shape), *hidden, out_dim], act, final_act)
+        self.cond = _conditioned(cond_dim, self.net)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1))
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        _need(self.cond, c)
+        return self.net(x.flatten(1)) if self.cond is None else self.cond.run(self.net, x.flatten(1), c)[0]
 
 
 class MLPDecoder(nn.Module):
     """(B, in_dim) -> (B, *output_shape)."""
 
-    def __init__(self, output_shape, in_dim: int, hidden: Sequence[int] = (256, 512), act: str = "relu"):
+    def __init__(self, output_shape, in_dim: int, hidden: Sequence[int] = (256, 512), act: str = "relu", cond_dim: int = 0):
         super().__init__()
         self.output_shape = tuple(output_shape)
         self.net = mlp([in_dim, *hidden, math.prod(output_shape)], act)
+        self.cond = _conditioned(cond_dim, self.net)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, *self.output_shape)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        _need(self.cond, c)
+        out = self.net(z) if self.cond is None else self.cond.run(self.net, z, c)[0]
+        return out.view(-1, *self.output_shape)
 
 
-def make_encoder(arch: str, input_shape, out_dim: int, hidden: Sequence[int], channels: Sequence[int] = (32, 64), act: str = "relu") -> nn.Module:
+def make_encoder(arch: str, input_shape, out_dim: int, hidden: Sequence[int], channels: Sequence[int] = (32, 64), act: str = "relu",
+                 cond_dim: int = 0) -> nn.Module:
     """The encoder for ``arch``: 'mlp' uses ``hidden`` widths, 'conv' uses ``channels`` then a linear head."""
     if arch == "conv":
-        return ConvEncoder(input_shape, out_dim, channels, act)
-    return MLPEncoder(input_shape, out_dim, hidden, act)
+        return ConvEncoder(input_shape, out_dim, channels, act, cond_dim)
+    return MLPEncoder(input_shape, out_dim, hidden, act, cond_dim=cond_dim)
 
 
-def make_decoder(arch: str, output_shape, in_dim: int, hidden: Sequence[int], channels: Sequence[int] = (32, 64), act: str = "relu") -> nn.Module:
+def make_decoder(arch: str, output_shape, in_dim: int, hidden: Sequence[int], channels: Sequence[int] = (32, 64), act: str = "relu",
+                 cond_dim: int = 0) -> nn.Module:
     """The mirror of ``make_encoder``: hidden widths reversed for 'mlp'."""
     if arch == "conv":
-        return ConvDecoder(output_shape, in_dim, channels, act)
-    return MLPDecoder(output_shape, in_dim, tuple(hidden)[::-1], act)
+        return ConvDecoder(output_shape, in_dim, channels, act, cond_dim)
+    return MLPDecoder(output_shape, in_dim, tuple(hidden)[::-1], act, cond_dim)
 
 
-def encoder_for(c, out_dim: int | None = None, input_shape=None, act: str | None = None) -> nn.Module:
+def encoder_for(c, out_dim: int | None = None, input_shape=None, act: str | None = None, cond_dim: int = 0) -> nn.Module:
     """The encoder a ModelConfig ``c`` describes: input_shape -> out_dim (default: latent_dim)."""
-    return make_encoder(c.arch, input_shape or c.input_shape, out_dim or c.latent_dim, c.hidden, c.channels, act or c.activation)
+    return make_encoder(c.arch, input_shape or c.input_shape, out_dim or c.latent_dim, c.hidden, c.channels, act or c.activation, cond_dim)
 
 
-def decoder_for(c, in_dim: int | None = None, act: str | None = None) -> nn.Module:
+def decoder_for(c, in_dim: int | None = None, act: str | None = None, cond_dim: int = 0) -> nn.Module:
     """The decoder a ModelConfig ``c`` describes: in_dim (default: latent_dim) -> input_shape."""
-    return make_decoder(c.arch, c.input_shape, in_dim or c.latent_dim, c.hidden, c.channels, act or c.activation)
+    return make_decoder(c.arch, c.input_shape, in_dim or c.latent_dim, c.hidden, c.channels, act or c.activation, cond_dim)
 
 
 def unit_responses(decoder: nn.Module, n_units: int) -> torch.Tensor:

@@ -8,8 +8,11 @@ has the same factorisation with attention over the whole past:
 
     log p(c) = sum_g sum_i log p(c_g,i | c_g,<i, c_<g),
 
-grids ordered coarsest first (top, then bottom); grid g sees the previous grid's codes, resampled
-to its own size, as a per-cell conditioning embedding.
+grids ordered coarsest first (top, then bottom). As in the paper, every cell of grid g is
+conditioned on the *whole* previous grid: a non-causal transformer stack (``cond_layers`` blocks of
+full self-attention) reads all of c_{g-1}, and its output, resampled to grid g's size, is added to
+each cell's input. (Before issue 11 the top codes were added per position only, so a bottom cell
+read the top cells at raster positions <= its own through causal attention.)
 
 ``CodePrior`` obeys the model contract the trainer needs (``forward(x) -> ModelOutput``, ``config``,
 ``name``), so ``aezoo.train`` fits it on code grids flattened and concatenated into ``x`` (B, L).
@@ -41,6 +44,7 @@ class CodePriorConfig:
     layers: int = 4
     heads: int = 4
     dropout: float = 0.1
+    cond_layers: int = 2  # non-causal blocks over the previous grid's codes (grids after the first)
 
     def __post_init__(self):
         g = len(self.num_codes)
@@ -49,6 +53,7 @@ class CodePriorConfig:
         check(all(h >= 1 for h in self.heights + self.widths), "heights", "grid sizes must be >= 1")
         check(self.width >= 1 and self.width % self.heads == 0, "width", f"must be a multiple of heads ({self.heads}), got {self.width}")
         check(self.layers >= 1, "layers", f"must be >= 1, got {self.layers}")
+        check(self.cond_layers >= 1, "cond_layers", f"must be >= 1, got {self.cond_layers}")
         check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
 
     @property
@@ -61,11 +66,11 @@ class CodePriorConfig:
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block with causal self-attention."""
+    """Pre-norm transformer block with causal (or, for a conditioning stack, full) self-attention."""
 
-    def __init__(self, width: int, heads: int, dropout: float):
+    def __init__(self, width: int, heads: int, dropout: float, causal: bool = True):
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.causal = heads, dropout, causal
         self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
         self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout))
@@ -73,7 +78,7 @@ class Block(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, t, c = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs) each
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
         h = h + self.proj(a.transpose(1, 2).reshape(b, t, c))
         return h + self.mlp(self.ln2(h))
 
@@ -89,27 +94,39 @@ class GridPrior(nn.Module):
         nn.init.normal_(self.pos, std=0.02)
         self.cond_shape = cond  # (K_cond, h_cond, w_cond) of the grid this one is conditioned on
         self.cond = nn.Embedding(cond[0], cfg.width) if cond else None
+        if cond:  # the conditioning stack: full attention over every cell of the previous grid
+            self.cond_pos = nn.Parameter(torch.zeros(cond[1] * cond[2], cfg.width))
+            nn.init.normal_(self.cond_pos, std=0.02)
+            self.cond_blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.dropout, causal=False) for _ in range(cfg.cond_layers))
+            self.cond_ln = nn.LayerNorm(cfg.width)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
         self.ln = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, num_codes)
 
     def condition(self, cond: torch.Tensor) -> torch.Tensor:
-        """(B, L_cond) codes -> (B, L, width): embedded, resampled (nearest) to this grid's size."""
+        """(B, L_cond) codes -> (B, L, width): every cell of the conditioning grid read by the non-causal
+        stack (so each output vector depends on the whole grid), then resampled (nearest) to this grid."""
         _, hc, wc = self.cond_shape
-        e = self.cond(cond).view(-1, hc, wc, self.cond.embedding_dim).permute(0, 3, 1, 2)
+        e = self.drop(self.cond(cond) + self.cond_pos)  # (B, L_cond, width)
+        for blk in self.cond_blocks:
+            e = blk(e)
+        e = self.cond_ln(e).view(-1, hc, wc, self.cond.embedding_dim).permute(0, 3, 1, 2)  # (B, width, hc, wc)
         e = F.interpolate(e, size=(self.h, self.w), mode="nearest")
         return e.flatten(2).transpose(1, 2)
 
     def logits(self, c: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) codes of the first T cells (T <= L) -> (B, T, K): logits of cells 0..T-1, where
-        the logits of cell i depend on c[:, :i] only."""
+        the logits of cell i depend on c[:, :i] and on all of cond."""
+        return self._logits(c, self.condition(cond) if self.cond is not None else None)
+
+    def _logits(self, c: torch.Tensor, h_cond: torch.Tensor | None) -> torch.Tensor:
         b, t = c.shape
         start = torch.full((b, 1), self.num_codes, dtype=torch.long, device=c.device)
         inp = torch.cat([start, c[:, :-1]], 1) if t > 0 else start[:, :0]  # shift right by one
         h = self.tok(inp) + self.pos[:t]
-        if self.cond is not None:
-            h = h + self.condition(cond)[:, :t]
+        if h_cond is not None:
+            h = h + h_cond[:, :t]
         h = self.drop(h)
         for blk in self.blocks:
             h = blk(h)
@@ -122,10 +139,11 @@ class GridPrior(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h_cond = self.condition(cond) if self.cond is not None else None  # once: it does not change per cell
         c = torch.zeros(n, 0, dtype=torch.long, device=self.pos.device)
         for i in range(self.h * self.w):
             probe = torch.cat([c, c.new_zeros(n, 1)], 1)  # cell i's logits do not read cell i
-            lg = self.logits(probe, cond)[:, -1] / max(temperature, 1e-6)
+            lg = self._logits(probe, h_cond)[:, -1] / max(temperature, 1e-6)
             c = torch.cat([c, torch.multinomial(F.softmax(lg.float(), -1), 1)], 1)
         return c  # (n, L)
 
@@ -187,7 +205,8 @@ def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodeP
     tensors, _ = load_tensors(run_dir / PRIOR_WEIGHTS)
     missing, unexpected = prior.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{run_dir / PRIOR_WEIGHTS}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        hint = "; priors trained before the whole-grid conditioning of issue 11 must be retrained (aezoo train-prior RUN)" if any("cond_" in k for k in missing) else ""
+        raise CheckpointError(f"{run_dir / PRIOR_WEIGHTS}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]}){hint}")
     return prior.to(device).eval()
 
 

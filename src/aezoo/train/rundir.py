@@ -27,7 +27,7 @@ from ..errors import ConfigError, TrainingError
 from . import checkpoint as ckpt
 
 LOCK = ".aezoo.lock"
-MAY_CHANGE = frozenset({"epochs", "steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay",
+MAY_CHANGE = frozenset({"epochs", "steps", "min_steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay",
                         "clip_grad_norm", "ema_decay", "device", "amp", "compile", "checkpoint_every", "checkpoint_minutes",
                         "progress", "report", "eval_iw_samples", "log"})
 _held: dict[str, list[int]] = {}  # resolved run folder -> [fd, depth] of the locks this process holds

@@ -38,6 +38,7 @@ from .ema import WeightEMA
 class TrainConfig:
     epochs: int | None = 10
     steps: int | None = None  # total optimizer steps; when set it overrides epochs
+    min_steps: int = 0  # with epochs: train at least this many steps (small data); members declare it in train_defaults
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # decay from lr to min_lr over the run
@@ -61,6 +62,7 @@ class TrainConfig:
         check(self.epochs is not None or self.steps is not None, "epochs", "give epochs or steps")
         check(self.epochs is None or self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         check(self.steps is None or self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        check(self.min_steps >= 0, "min_steps", f"must be >= 0, got {self.min_steps}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr}")
         check(self.warmup_steps >= 0 and math.isfinite(self.warmup_steps), "warmup_steps", f"must be >= 0 (steps, or a fraction of the run when < 1), got {self.warmup_steps}")
@@ -317,8 +319,10 @@ class Fit:
                 raise ConfigError(f"config field 'steps': the run is already at step {p.step}; --steps {cfg.steps} is behind it")
             return cfg.steps
         if p.epoch >= cfg.epochs:
-            return p.step
-        return p.step + self.batches.batches_from(p.offset) + (cfg.epochs - p.epoch - 1) * len(self.batches)
+            by_epochs = p.step
+        else:
+            by_epochs = p.step + self.batches.batches_from(p.offset) + (cfg.epochs - p.epoch - 1) * len(self.batches)
+        return max(by_epochs, cfg.min_steps)  # small data: the member's declared floor (or --min-steps)
 
     def _write_config(self) -> None:
         """config.json says what runs now, and that the run has not finished (yet)."""
@@ -366,7 +370,8 @@ class Fit:
         tty = sys.stderr.isatty()
         self.bar = tqdm(total=self.total, initial=self.pos.step, disable=not (cfg.progress and tty), unit="step", dynamic_ncols=True, leave=True)
         if cfg.progress and not tty:
-            out.append(loggers.EpochLines(cfg.epochs if cfg.steps is None else None, self.total))
+            by_epochs = cfg.steps is None and self.total > cfg.min_steps  # with the floor in force, epochs are not the budget
+            out.append(loggers.EpochLines(cfg.epochs if by_epochs else None, self.total))
         return out
 
     # --- the loop -----------------------------------------------------------------------------

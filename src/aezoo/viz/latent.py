@@ -301,21 +301,54 @@ def traversals(model, data, run_dir, out_path, steps: int = 9, max_dims: int = 1
 # --- conditional generation -------------------------------------------------------------------------
 @figure("class_samples", order=31)
 @torch.no_grad()
-def class_samples(model, data, run_dir, out_path, per_class: int = 10):
+def class_samples(model, data, run_dir, out_path, per_class: int = 10, styles: int = 4):
+    """Left: prior draws of z decoded with each class. Right: the codes of a few test inputs (top row),
+    each decoded with every class: style transfer, which should change the class and keep the style."""
     if not (model.generative and model.needs_labels and _image_data(data)):
         return None
     k = getattr(model.config, "num_classes", None) or data.num_classes
     if not k:
         return None
     k = min(int(k), 10)
-    y = torch.arange(k, device=model.device).repeat_interleave(per_class)
-    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+    dev = model.device
+    y = torch.arange(k, device=dev).repeat_interleave(per_class)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)
         x = model.sample(len(y), y)
     images = as_images(x)
     if images is None:
         return None
-    save_labelled_grid(images, k, per_class, out_path, row_labels=_class_names(data, k), ylabel="class y",
-                       xlabel="independent draws of z from the prior", title=f"{model.name}: samples per class")
-    return "Conditional samples: each row decodes prior draws of z with one class label y."
-
+    split = _split(data)
+    src = []
+    if split.y is not None:  # inputs of distinct classes, in order of appearance
+        seen: set[int] = set()
+        for i, c in enumerate(split.y[:500].tolist()):
+            if c < k and c not in seen:
+                seen.add(c)
+                src.append(i)
+            if len(src) == styles:
+                break
+    m = len(src)
+    cols = per_class + (1 + m if m else 0)
+    blank = np.full_like(images[0], 255)
+    if m:
+        x_src, y_src = split.x[src].to(dev), split.y[src].to(dev)
+        z = model.encode(x_src, y_src)  # (m, D): the style of each input
+        moved = model.decode(z.repeat(k, *([1] * (z.dim() - 1))), torch.arange(k, device=dev).repeat_interleave(m))
+        moved_img, src_img = as_images(moved.view(k * m, *data.input_shape)), as_images(x_src)
+        cells = [blank] * (per_class + 1) + list(src_img)
+        for c in range(k):
+            cells += list(images[c * per_class : (c + 1) * per_class]) + [blank] + list(moved_img[c * m : (c + 1) * m])
+        rows, row_labels = k + 1, ["input"] + _class_names(data, k)
+        col_labels = [str(i + 1) for i in range(per_class)] + [""] + [f"x{j + 1}" for j in range(m)]
+        xlabel = "left: independent draws of z from the prior; right: the code of input x_j (top row) decoded with each class"
+    else:
+        cells, rows, row_labels, col_labels = list(images), k, _class_names(data, k), None
+        xlabel = "independent draws of z from the prior"
+    save_labelled_grid(np.stack(cells), rows, cols, out_path, row_labels=row_labels, col_labels=col_labels, ylabel="class y",
+                       xlabel=xlabel, title=f"{model.name}: samples per class, and style transfer")
+    caption = "Conditional samples: each row decodes prior draws of z with one class label y."
+    if m:
+        caption += (f" Right: the codes of {m} test inputs (top row) decoded with every class, the style transfer of "
+                    "`aezoo sample RUN --like X --label Y`: the class should follow y and the style (thickness, shade, shape) the input.")
+    return caption

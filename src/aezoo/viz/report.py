@@ -79,11 +79,26 @@ def _table(d: dict[str, Any]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def claim_html(claim, config, metrics: dict[str, Any], figs: list[tuple[str, Path, str]]) -> str:
+    """The paper's claim (declared in the model file), the test metrics that measure it and the figure that shows it."""
+    rows = {k: metrics.get(k, "not measured") for k in claim.metrics}
+    note = metrics.get("likelihood_note")
+    out = [f"<h2>The paper's claim</h2><p class='claim'><b>{html.escape(claim.paper)}</b>: {html.escape(claim.describe(config))}</p>",
+           _table(rows)]
+    if note:
+        out.append(f"<p class='note'>{html.escape(note)}</p>")
+    for name, path, caption in figs:
+        if name == claim.figure:
+            out.append(figure_html(name, path, caption, heading=title_of(name)))
+    return "\n".join(out)
+
+
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:14px}
 th{background:#f5f5f5}figure{margin:1.5em 0}img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}
 figcaption{color:#555;font-size:14px;margin-top:4px}h3{font-size:16px;margin:0 0 .3em}
-figure.failed figcaption{color:#a00}"""
+figure.failed figcaption{color:#a00}p.claim{font-size:15px;background:#f4f8f4;border-left:4px solid #4a4;padding:6px 10px}
+p.note{color:#555;font-size:14px}"""
 
 
 def build_report(run_dir: str | Path, model=None, data=None, strict: bool = False) -> Path:
@@ -102,6 +117,10 @@ def build_report(run_dir: str | Path, model=None, data=None, strict: bool = Fals
     parts.append(f"<h1>{html.escape(meta['model'])} on {html.escape(meta.get('data', {}).get('name', '?'))}</h1>")
     if meta.get("data", {}).get("preprocessing", {}).get("auto_fallback"):
         parts.append(f"<p><b>Note:</b> {html.escape(meta['data']['preprocessing']['auto_fallback'])}; trained on scikit-learn's digits instead.</p>")
+    claim = model.claim()
+    if claim is not None:
+        parts.append(claim_html(claim, model.config, metrics, figs))
+        figs = [f for f in figs if f[0] != claim.figure]  # shown with the claim
     if metrics:
         parts.append("<h2>Test metrics</h2>" + _table({k: v for k, v in metrics.items() if k not in ("kl_per_dim",)}))
     if figs:
