@@ -23,17 +23,18 @@ class Split:
     x: torch.Tensor  # (N, *input_shape) float32
     y: torch.Tensor | None = None  # (N,) int64 class labels
     factors: torch.Tensor | None = None  # (N, F) ground-truth generative factors, where known
+    index: torch.Tensor | None = None  # (N,) int64 each example's row in its source array or file (0-based, no header)
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def take(self, idx) -> "Split":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        return Split(self.x[idx], pick(self.y), pick(self.factors))
+        return Split(self.x[idx], pick(self.y), pick(self.factors), pick(self.index))
 
     def to(self, device) -> "Split":
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Split(self.x.to(device), mv(self.y), mv(self.factors))
+        return Split(self.x.to(device), mv(self.y), mv(self.factors), self.index)
 
 
 @dataclass
@@ -339,8 +340,8 @@ def build(
     ya = None if y_tr_raw is None else torch.from_numpy(y_tr_raw)
     yb = None if y_te_raw is None else torch.from_numpy(y_te_raw)
     ft, fs_ = raw.get("factors_train"), raw.get("factors_test")
-    whole_a = Split(xa, ya, None if ft is None else torch.as_tensor(np.asarray(ft)))
-    whole_b = Split(xb, yb, None if fs_ is None else torch.as_tensor(np.asarray(fs_))) if xb is not None else None
+    whole_a = Split(xa, ya, None if ft is None else torch.as_tensor(np.asarray(ft)), torch.arange(len(xa)))
+    whole_b = Split(xb, yb, None if fs_ is None else torch.as_tensor(np.asarray(fs_)), torch.arange(len(xb))) if xb is not None else None
     t = lambda idx: torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))  # noqa: E731
     train = whole_a.take(t(tr_idx))
     val = whole_a.take(t(va_idx)) if va_idx is not None else None

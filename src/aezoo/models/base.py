@@ -102,6 +102,14 @@ class Autoencoder(nn.Module):
     # ``grid_names`` (one per grid, coarsest first), ``code_grids(x)``, ``decode_codes(grids)``,
     # ``grid_prefixes()`` and a ``prior`` attribute (None until ``aezoo train-prior``)
     discrete_codes: ClassVar[bool] = False
+    # the config field that picks the decoder's likelihood p(x|z), where the member has one: `aezoo train`
+    # sets it from the data's kind when the user does not (issue 18: Gaussian for real-valued vectors and
+    # tables, Bernoulli for images in [0, 1]), and says which and why
+    likelihood_field: ClassVar[str | None] = None
+    # per-example anomaly scores the member offers (``evaluate/anomaly.py``), its default first: recon
+    # (every member), elbo and nll_iw (variational: ``posterior``/``log_likelihood``), prior_nll (discrete
+    # codes, once a prior is trained)
+    score_kinds: ClassVar[tuple[str, ...]] = ("recon",)
     # training options this member needs to show its paper's behaviour (e.g. a learning rate or a
     # schedule); ``aezoo.train`` and the CLI use them unless the user gives their own
     train_defaults: ClassVar[dict[str, Any]] = {}

@@ -93,6 +93,7 @@ class VQVAE(Autoencoder):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
     discrete_codes = True
+    score_kinds = ("prior_nll", "recon")  # the prior's NLL of the codes, once `aezoo train-prior` has fitted one
     claims = (Claim("van den Oord, Vinyals & Kavukcuoglu 2017",
                     "Every cell of the code grid is one of K = {num_codes} codebook vectors, and the codebook is used: "
                     "a high perplexity and few dead codes.",
