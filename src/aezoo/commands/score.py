@@ -14,7 +14,7 @@ def _score_args(p):
 
     p.add_argument("run_dir")
     add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="all: every row (new data to score)")
     p.add_argument("--by", choices=KINDS, help="recon (reconstruction MSE), elbo (negative ELBO), nll_iw (importance-sampled "
                    "-log p(x)), prior_nll (VQ: the prior's NLL of the codes); default: the model's first (elbo for variational "
                    "members, prior_nll for VQ members with a prior, else recon)")

@@ -66,7 +66,7 @@ def read_table(path, label_column: str | int | None = None, categorical=(), impu
     header = first if has_header else None
     if isinstance(label_column, str) and not (label_optional and (header is None or label_column not in header)):
         label = _find(path, label_column, header, width, "label column")
-    elif label_column is not None and not isinstance(label_column, int):
+    elif label_column is not None and not isinstance(label_column, (int, str)):
         raise DataError(f"{path}: label_column must be a column name or index, got {label_column!r}")
     cats = [_find(path, c, header, width, "categorical column") for c in cat_specs]
     if label is not None and label in cats:
@@ -84,7 +84,7 @@ def read_table(path, label_column: str | int | None = None, categorical=(), impu
     missing = np.isin(np.char.lower(table), list(MISSING))
     if not impute and missing.any():
         i, j = (int(v[0]) for v in np.nonzero(missing))
-        raise DataError(f"{path}: row {lines[i]}, {_column_name(j, header)}: missing value ({table[i, j]!r}); "
+        raise DataError(f"{path}: row {lines[i]}, {_column_name(j, header)}: missing value ({str(table[i, j])!r}); "
                         "fill it in, or impute it with --impute mean|median (fitted on the training split)")
     if label is not None and missing[:, label].any():
         i = int(np.nonzero(missing[:, label])[0][0])

@@ -237,7 +237,7 @@ def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samp
         model = run
         if not isinstance(data, Dataset):
             raise DataError("aezoo.score(model, data): give the Dataset the model scores (or a run folder instead of a model)")
-    part = data.split(split)
+    part = _all_rows(data) if split == "all" else data.split(split)
     if part is None or len(part) == 0:
         raise DataError(f"dataset {data.name!r} has no {split!r} split")
     if tuple(part.x.shape[1:]) != tuple(model.config.input_shape):
@@ -249,6 +249,20 @@ def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samp
     index = part.index.numpy() if part.index is not None else np.arange(len(part))
     labels = None if part.y is None else part.y.numpy()
     return Scores(by or score_kinds(model)[0], values, index, labels, data.class_names, split, part.x.numpy())
+
+
+def _all_rows(data):
+    """Every example once, in source order (new data scored as a whole); a test split of its own
+    comes after the training array's rows, its index counted on from theirs."""
+    from ..data.core import Split
+
+    parts = [p for p in (data.train, data.val, data.test if data.preprocessing.get("test_split") != "val" else None) if p is not None]
+    given = data.preprocessing.get("test_split") == "given"
+    offset = len(data.train) + (len(data.val) if data.val is not None else 0)
+    index = torch.cat([p.index + (offset if given and p is data.test else 0) for p in parts])
+    order = index.argsort()
+    cat = lambda ts: None if any(t is None for t in ts) else torch.cat(ts)[order]  # noqa: E731
+    return Split(torch.cat([p.x for p in parts])[order], cat([p.y for p in parts]), None, index[order])
 
 
 def load_for_run(spec: str, meta: dict[str, Any], **overrides: Any):
