@@ -84,7 +84,7 @@ def run_data(args, meta):
         # new data goes through the run's own preprocessing: its per-feature scaling, imputed values,
         # one-hot columns and label column, fitted on the run's training split (issue 18); flags given
         # on the command line win
-        from ..evaluate.anomaly import load_for_run
+        from ..data.scaling import load_for_run
 
         pre = meta.get("data", {}).get("preprocessing", {})
         label_column = args.label_column

@@ -94,3 +94,21 @@ def to_original_units(x: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
     """Model outputs (reconstructions, samples, decoded codes) in the data's original units."""
     s = of_run(meta)
     return x if s is None else s.inverse(x)
+
+
+def load_for_run(spec: str, meta: dict[str, Any], **overrides: Any):
+    """Data at ``spec`` through a run's own preprocessing (``meta``: its config.json): the run's per-feature
+    scaling and imputed values, one-hot columns and label column, fitted on the run's training split
+    (new rows to score, search or reconstruct). ``overrides``: ``load`` arguments that win."""
+    from .core import load
+
+    pre = meta.get("data", {}).get("preprocessing", {})
+    kw: dict[str, Any] = {"binarize": pre.get("binarize", "none"), "fitted": pre}
+    if pre.get("label_column") is not None:
+        kw["label_column"] = pre["label_column"]
+    if pre.get("categorical"):
+        kw["categorical"] = pre["categorical"]
+    if pre.get("impute"):
+        kw["impute"] = pre["impute"]["method"]
+    kw.update(overrides)
+    return load(spec, **kw)

@@ -232,6 +232,8 @@ def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samp
 
             data = data_of_run(meta)
         elif not isinstance(data, Dataset):
+            from ..data.scaling import load_for_run
+
             data = load_for_run(str(data), meta)
     else:
         model = run
@@ -263,19 +265,3 @@ def _all_rows(data):
     order = index.argsort()
     cat = lambda ts: None if any(t is None for t in ts) else torch.cat(ts)[order]  # noqa: E731
     return Split(torch.cat([p.x for p in parts])[order], cat([p.y for p in parts]), None, index[order])
-
-
-def load_for_run(spec: str, meta: dict[str, Any], **overrides: Any):
-    """Data at ``spec`` through a run's own preprocessing (new rows to score)."""
-    from ..data import load
-
-    pre = meta.get("data", {}).get("preprocessing", {})
-    kw: dict[str, Any] = {"binarize": pre.get("binarize", "none"), "fitted": pre}
-    if pre.get("label_column") is not None:
-        kw["label_column"] = pre["label_column"]
-    if pre.get("categorical"):
-        kw["categorical"] = pre["categorical"]
-    if pre.get("impute"):
-        kw["impute"] = pre["impute"]["method"]
-    kw.update(overrides)
-    return load(spec, **kw)
