@@ -457,7 +457,7 @@ def test_item10_resume_without_report_prints_no_stale_metrics(tmp_path, capsys):
 
 
 def test_item7_the_cli_says_in_one_line_when_test_values_are_clipped(tmp_path, capsys):
-    x = np.linspace(0, 1, 600, dtype=np.float32).reshape(100, 6)
+    x = np.tile(np.linspace(0, 1, 6, dtype=np.float32), (100, 1)).reshape(100, 1, 2, 3)  # images: one global scale
     np.savez(tmp_path / "d.npz", x_train=x, x_test=2 * x[-20:])
     assert main(["train", "ae", "--data", str(tmp_path / "d.npz"), "--steps", "1", "--no-report", "--quiet", "--out", str(tmp_path / "run")]) == 0
     warn = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("aezoo: warning:")]

@@ -209,17 +209,21 @@ def _shape_images(x: torch.Tensor) -> torch.Tensor:
 
 
 def _stratified_pick(n: int, y: np.ndarray | None, fraction: float, gen: torch.Generator) -> np.ndarray:
-    """Positions of a seeded random ``fraction`` of ``n`` rows, the same fraction of every class when
-    there are labels (issue 18: a test split carved from data that has none); at least one row."""
-    groups = [np.arange(n)] if y is None else [np.nonzero(y == c)[0] for c in np.unique(y)]
-    picked = []
-    for g in groups:
-        perm = torch.randperm(len(g), generator=gen).numpy()
-        picked.append(g[perm[: int(round(len(g) * fraction))]])
-    out = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-    if len(out) == 0:
-        out = np.array([int(torch.randint(n, (1,), generator=gen))])
-    return out
+    """Positions of a seeded random ``fraction`` of ``n`` rows (at least one), split over the classes in
+    proportion to their sizes when there are labels (issue 18: a test split carved from data that has
+    none). Largest remainders share out what rounding leaves, so many small classes still give
+    round(n * fraction) rows in all."""
+    total = max(1, int(round(n * fraction)))
+    if y is None:
+        return np.sort(torch.randperm(n, generator=gen)[:total].numpy())
+    classes = np.unique(y)
+    groups = [np.nonzero(y == c)[0] for c in classes]
+    quota = np.array([len(g) for g in groups]) * total / n
+    take = np.floor(quota).astype(int)
+    for k in np.argsort(-(quota - take), kind="stable")[: total - int(take.sum())]:
+        take[k] += 1
+    picked = [g[torch.randperm(len(g), generator=gen)[:t].numpy()] for g, t in zip(groups, take)]
+    return np.sort(np.concatenate(picked))
 
 
 def _rows(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
