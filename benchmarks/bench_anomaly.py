@@ -4,6 +4,7 @@ in which the other classes are the anomalies; AUROC per class, and its mean.
 
     python benchmarks/bench_anomaly.py fmnist --steps 1000 --test-per-class 200   # Fashion-MNIST, 10 classes
     python benchmarks/bench_anomaly.py tables --steps 1000                          # wine and breast cancer
+    python benchmarks/bench_anomaly.py summary --out benchmarks/anomaly.jsonl       # the tables of benchmarks/README.md
 
 Members at their defaults as `aezoo train` builds them (the likelihood from the data's kind: Bernoulli
 for the [0, 1] images, Gaussian for the standardised tables), trained for a fixed number of steps;
@@ -116,9 +117,24 @@ def tables(args, log):
             _one_class(name, x[tr], y[tr], x[te], y[te], int(c), args.steps, args.iw_samples, args.seed, False, log)
 
 
+def summary(args, log=None):
+    """Markdown: AUROC per normal class and the mean, one column per detector, from --out's JSON lines."""
+    rows = [json.loads(line) for line in open(args.out)]
+    for name in dict.fromkeys(r["data"] for r in rows):
+        rs = [r for r in rows if r["data"] == name]
+        keys = [k for k in rs[0] if k.startswith("auroc/")]
+        print(f"\n{name} ({rs[0]['n_train']}-ish training rows per class, {rs[0]['n_test']} test rows, {rs[0]['steps']} steps, "
+              f"K={rs[0]['iw_samples']}):\n")
+        print("| normal class | " + " | ".join(k[6:] for k in keys) + " |")
+        print("|---" * (len(keys) + 1) + "|")
+        for r in rs:
+            print(f"| {r['normal_class']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        print("| **mean** | " + " | ".join(f"**{np.mean([r[k] for r in rs]):.3f}**" for k in keys) + " |")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("which", choices=["fmnist", "tables"])
+    p.add_argument("which", choices=["fmnist", "tables", "summary"])
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--iw-samples", type=int, default=100)
     p.add_argument("--test-per-class", type=int, default=200)
@@ -127,6 +143,8 @@ def main():
     p.add_argument("--out", default="benchmarks/anomaly.jsonl")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.which == "summary":
+        return summary(args)
     with open(args.out, "a") as log:
         (fmnist if args.which == "fmnist" else tables)(args, log)
 
