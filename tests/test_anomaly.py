@@ -11,7 +11,7 @@ import aezoo
 from aezoo.evaluate.anomaly import auroc_auprc, score_kinds, scores
 from aezoo.nn.priors import CodePrior, CodePriorConfig, attach_prior, code_metrics
 
-from test_cli import assert_one_line_error, run
+from test_cli import run
 
 
 def test_auroc_and_auprc_on_a_constructed_case():
@@ -70,7 +70,27 @@ def test_vq_members_score_by_the_prior_nll_of_their_codes():
     assert float(s.mean()) / math.log(2) == pytest.approx(code_metrics(model, x)["prior_nll_bits"], rel=1e-5)
 
 
-def test_cli_score_eval_anomaly_and_the_report_section(tmp_path):
+def _cli(capsys, *args):
+    """The CLI in this process (no interpreter start-up per command): (exit code, stdout, stderr)."""
+    from aezoo.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(result, pattern):
+    import re
+
+    code, _, err = result
+    errors = [ln for ln in err.splitlines() if ln.startswith("aezoo: error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, errors[0]), errors[0]
+
+
+def test_cli_score_eval_anomaly_and_the_report_section(tmp_path, capsys):
+    import json
+
     x, y = _vectors(400)
     normal = y == 0
     rows = lambda xs, ys: "".join(",".join(f"{v:.6g}" for v in r) + f",{t}\n" for r, t in zip(xs, ys))  # noqa: E731
@@ -78,10 +98,11 @@ def test_cli_score_eval_anomaly_and_the_report_section(tmp_path):
     (tmp_path / "train.csv").write_text(head + rows(x[normal][:300], y[normal][:300]))
     (tmp_path / "new.csv").write_text(head + rows(np.concatenate([x[normal][300:], x[~normal]]), np.concatenate([y[normal][300:], y[~normal]])))
     out = tmp_path / "run"
-    run("train", "ae", "--data", tmp_path / "train.csv", "--label-column", "target", "--latent-dim", "2", "--steps", "300",
-        "--out", out, "--quiet", "--no-report")
-    p = run("score", out, "--data", tmp_path / "new.csv", "--split", "all", "--out", tmp_path / "s.csv")
-    assert "scored by recon" in p.stdout
+    p = run("train", "ae", "--data", tmp_path / "train.csv", "--label-column", "target", "--latent-dim", "2", "--steps", "200",
+            "--out", out, "--quiet", "--no-report")  # a subprocess: what a user sees
+    assert "243 train, 27 val, 30 test" in p.stderr  # 300 rows: three disjoint splits
+    code, stdout, _ = _cli(capsys, "score", out, "--data", tmp_path / "new.csv", "--split", "all", "--out", tmp_path / "s.csv")
+    assert code == 0 and "scored by recon" in stdout
     table = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert set(table[0]) == {"index", "label", "recon_mse"}
     labels = np.array([int(r["label"]) for r in table])
@@ -91,17 +112,14 @@ def test_cli_score_eval_anomaly_and_the_report_section(tmp_path):
     assert values[labels == 1].mean() > 5 * values[labels == 0].mean()  # off the plane: far worse reconstructed
     html = (out / "report.html").read_text()
     assert "id='anomaly_scores'" in html and "id='anomalous_examples'" in html
-    p = run("eval", out, "--data", tmp_path / "new.csv", "--split", "test", "--anomaly", "1", "--json")
-    import json
-
-    m = json.loads(p.stdout)
-    assert m["auroc_recon"] > 0.95 and m["n_anomalous"] > 0 and m["n_normal"] > 0
-    assert_one_line_error(run("score", out, "--by", "elbo", "--out", tmp_path / "t.csv", check=False),
-                          r"model 'ae' cannot score by 'elbo': it offers recon")
-    assert_one_line_error(run("eval", out, "--anomaly", "cat", check=False), r"--anomaly: no class 'cat'")
+    code, stdout, _ = _cli(capsys, "eval", out, "--data", tmp_path / "new.csv", "--split", "test", "--anomaly", "1", "--json")
+    m = json.loads(stdout)
+    assert code == 0 and m["auroc_recon"] > 0.95 and m["n_anomalous"] > 0 and m["n_normal"] > 0
+    _one_line_error(_cli(capsys, "score", out, "--by", "elbo", "--out", tmp_path / "t.csv"), r"model 'ae' cannot score by 'elbo': it offers recon")
+    _one_line_error(_cli(capsys, "eval", out, "--anomaly", "cat"), r"--anomaly: no class 'cat'")
     # outputs in the data's original units unless --scaled
-    run("reconstruct", out, "-n", "4", "--out", tmp_path / "r.npy")
-    run("reconstruct", out, "-n", "4", "--scaled", "--out", tmp_path / "rs.npy")
+    assert _cli(capsys, "reconstruct", out, "-n", "4", "--out", tmp_path / "r.npy")[0] == 0
+    assert _cli(capsys, "reconstruct", out, "-n", "4", "--scaled", "--out", tmp_path / "rs.npy")[0] == 0
     meta = json.loads((out / "config.json").read_text())
     from aezoo.data.scaling import of_run
 

@@ -123,18 +123,22 @@ def test_cli_table_errors_are_one_line(tmp_path):
                           r"row 3, column 2 \('b'\): missing value")
 
 
-def test_likelihood_default_follows_the_data_kind_and_is_said(tmp_path):
+def test_likelihood_default_follows_the_data_kind_and_is_said(tmp_path, capsys):
+    from aezoo.cli import main
+
     x, y = _table(60)
     path = _csv(tmp_path, "a,b,c,d,target\n" + "".join(",".join(map(str, r)) + f",{t}\n" for r, t in zip(x, y)))
-    p = run("train", "vae", "--data", path, "--label-column", "target", "--steps", "2", "--no-report", "--quiet", "--out", tmp_path / "t")
-    assert "likelihood gaussian (real-valued table" in p.stderr and "49 train, 5 val, 6 test" in p.stderr
+    fast = ["--steps", "1", "--batch-size", "8", "--no-report", "--quiet"]
+    assert main(["train", "vae", "--data", str(path), "--label-column", "target", *fast, "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert "likelihood gaussian (real-valued table" in err and "49 train, 5 val, 6 test" in err
     meta = json.loads((tmp_path / "t" / "config.json").read_text())
     assert meta["config"]["likelihood"] == "gaussian" and meta["data"]["preprocessing"]["normalize"] == "standard"
-    p = run("train", "vae", "--data", "digits", "--limit", "50", "--steps", "2", "--no-report", "--quiet", "--out", tmp_path / "i")
-    assert "likelihood bernoulli (images scaled to [0, 1]" in p.stderr
-    p = run("train", "vae", "--data", path, "--label-column", "target", "--set", "likelihood=bernoulli", "--steps", "2",
-            "--no-report", "--quiet", "--out", tmp_path / "b")
-    assert "likelihood bernoulli (as asked)" in p.stderr
+    assert main(["train", "vae", "--data", "digits", "--limit", "50", *fast, "--out", str(tmp_path / "i")]) == 0
+    assert "likelihood bernoulli (images scaled to [0, 1]" in capsys.readouterr().err
+    assert main(["train", "vae", "--data", str(path), "--label-column", "target", "--set", "likelihood=bernoulli", *fast,
+                 "--out", str(tmp_path / "b")]) == 0
+    assert "likelihood bernoulli (as asked)" in capsys.readouterr().err
 
 
 def test_per_feature_learned_sigma():
