@@ -11,6 +11,8 @@ from .likelihood import aggregate_moments
 
 @metric("aggregate")
 def aggregate(model, data, split_name, x, y, **_: Any) -> dict[str, Any] | None:
-    if hasattr(model, "posterior"):  # reported with the posterior's variance by eval_metrics
+    from ..models.base import LatentVariableModel
+
+    if isinstance(model, LatentVariableModel):  # reported with the posterior's variance by eval_metrics
         return None
     return aggregate_moments(encode_batched(model, x, y))

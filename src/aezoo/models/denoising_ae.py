@@ -19,7 +19,7 @@ from ..nn.corruption import Corruption
 from ..nn.nets import ACTIVATIONS, activation, decoder_for, encoder_for
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, DenoisingModel, ModelConfig, ModelOutput
 
 
 @dataclass
@@ -40,7 +40,7 @@ class DenoisingAEConfig(ModelConfig):
 
 
 @register("denoising_ae")
-class DenoisingAE(Autoencoder):
+class DenoisingAE(DenoisingModel):
     Config = DenoisingAEConfig
     claims = (Claim("Vincent et al. 2008",
                     "Trained to undo its corruption ({corruption}), it maps corrupted test inputs closer to the clean ones "
@@ -53,7 +53,7 @@ class DenoisingAE(Autoencoder):
         self.encoder = encoder_for(c)
         self.code_act = activation(c.code_activation)
         self.decoder = decoder_for(c)
-        # figures and evaluation find the training corruption through this attribute
+        # the training corruption, declared by DenoisingModel: evaluation and the denoising figure apply it
         self.corruption = Corruption(c.corruption, c.sigma if c.corruption == "gaussian" else c.p)
 
     def encode(self, x, y=None):

@@ -26,7 +26,7 @@ from ..nn.distributions import kl_normal, normal_log_prob
 from ..nn.likelihoods import make_likelihood
 from ..nn.nets import MLPEncoder, make_decoder
 from ..registry import register
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, ModelConfig, ModelOutput, SequenceModel
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Hierarchy(nn.Module):
 
 
 @register("td_vae")
-class TDVAE(Autoencoder):
+class TDVAE(SequenceModel):
     Config = TDVAEConfig
     generative = True
     tiny = {"input_shape": (6, 1, 4, 4), "latent_dim": 4, "hidden": (16,), "belief_dim": 8, "block_hidden": 8, "max_jump": 2, "pairs": 2}

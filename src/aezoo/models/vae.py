@@ -25,7 +25,7 @@ from ..nn.distributions import DiagonalGaussian, log_mean_exp, standard_normal_l
 from ..nn.likelihoods import make_likelihood
 from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, LatentVariableModel, ModelConfig, ModelOutput
 
 
 @dataclass
@@ -44,7 +44,7 @@ class VAEConfig(ModelConfig):
 
 
 @register("vae")
-class VAE(Autoencoder):
+class VAE(LatentVariableModel):
     Config = VAEConfig
     generative = True
     # Until the decoder can use z, the KL term wins and the posterior sits on the prior. On the 8x8

@@ -27,11 +27,11 @@ from torch import nn
 
 from ..config import check
 from ..nn.nets import ConvDecoder, ConvEncoder, activation
-from ..nn.priors import attach_prior, code_metrics, load_prior, sample_from_prior
+from .code_prior import attach_prior, code_metrics, load_prior, sample_from_prior
 from ..nn.quantizer import FiniteScalarQuantizer, ResidualVectorQuantizer, VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, CodeGridModel, ModelConfig, ModelOutput
 
 
 @dataclass
@@ -89,10 +89,9 @@ def build_quantizer(c: VQVAEConfig) -> nn.Module:
 
 
 @register("vq_vae")
-class VQVAE(Autoencoder):
+class VQVAE(CodeGridModel):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
-    discrete_codes = True
     claims = (Claim("van den Oord, Vinyals & Kavukcuoglu 2017",
                     "Every cell of the code grid is one of K = {num_codes} codebook vectors, and the codebook is used: "
                     "a high perplexity and few dead codes.",
