@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.base import CodeGridModel, LinearSubspaceModel
+from ..models.base import CodeGridModel, DenoisingModel, LinearSubspaceModel
 from ..nn.corruption import parse
 from ..nn.jacobian import exact_jacobian_fro2, hutchinson_jacobian_fro2
 from ..nn.pca import pca_basis, pca_reconstruction_mse
@@ -83,11 +83,14 @@ def denoising_metrics(model, x, y, q, seed: int = 0) -> dict[str, Any]:
 
 @metric("denoising")
 def denoising(model, data, split, x, y, corrupt: str | None = None, seed: int = 0, **_: Any):
-    """With ``corrupt`` ("mask:0.5", ...): PSNR of the corrupted inputs and of the model's
-    reconstructions of them, both against the clean inputs."""
-    if not corrupt:
-        return None
-    return denoising_metrics(model, x, y, parse(corrupt), seed)
+    """PSNR of corrupted inputs and of the model's reconstructions of them, both against the clean
+    inputs: under ``corrupt`` ("mask:0.5", ..., ``aezoo eval --corrupt``) for any model, else under a
+    ``DenoisingModel``'s training corruption."""
+    if corrupt:
+        return denoising_metrics(model, x, y, parse(corrupt), seed)
+    if isinstance(model, DenoisingModel):
+        return denoising_metrics(model, x, y, model.corruption, seed)
+    return None
 
 
 @metric("probe")

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..nn.distributions import DiagonalGaussian
 
 __all__ = ["Autoencoder", "Claim", "CodeGridModel", "ConditionalModel", "DenoisingModel", "LatentVariableModel",
-           "LinearSubspaceModel", "ModelConfig", "ModelOutput", "ParamGroup", "SequenceModel", "UnitFilterModel", "CAPABILITIES", "capabilities"]
+           "LinearSubspaceModel", "BaseConfig", "ModelConfig", "ModelOutput", "ParamGroup", "SequenceModel", "UnitFilterModel", "CAPABILITIES", "capabilities"]
 
 
 @dataclass(frozen=True)
@@ -67,23 +67,49 @@ class Claim:
 
 
 @dataclass
-class ModelConfig:
+class BaseConfig:
     """Fields every family member has. Model configs add their own (one field per paper knob)."""
+
+    # fields a config no longer has, with the one value they could hold: dropped when an older run
+    # folder is loaded (``config.drop_retired``)
+    retired: ClassVar[dict[str, Any]] = {}
 
     input_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 16
+
+    def __post_init__(self):
+        check(len(self.input_shape) >= 1 and all(d > 0 for d in self.input_shape), "input_shape", f"must be positive sizes, got {self.input_shape}")
+        check(self.latent_dim >= 1, "latent_dim", f"must be >= 1, got {self.latent_dim}")
+
+
+def check_hidden(hidden: tuple[int, ...]) -> None:
+    check(all(h >= 1 for h in hidden), "hidden", f"widths must be >= 1, got {hidden}")
+
+
+def check_channels(channels: tuple[int, ...]) -> None:
+    check(len(channels) >= 1 and all(c >= 1 for c in channels), "channels", f"must be >= 1, got {channels}")
+
+
+def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
+    if arch == "conv":
+        check(len(input_shape) == 3, "arch", f"'conv' needs image input (C, H, W), got input_shape {input_shape}")
+
+
+@dataclass
+class ModelConfig(BaseConfig):
+    """The fields of the shared encoder and decoder (``nn.nets.encoder_for``/``decoder_for``), which most
+    members build on. A member with networks of its own starts from ``BaseConfig`` instead."""
+
     arch: Literal["mlp", "conv"] = "mlp"
     hidden: tuple[int, ...] = (512, 256)  # MLP widths, encoder side; the decoder mirrors them
     channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side
     activation: str = "relu"
 
     def __post_init__(self):
-        check(len(self.input_shape) >= 1 and all(d > 0 for d in self.input_shape), "input_shape", f"must be positive sizes, got {self.input_shape}")
-        check(self.latent_dim >= 1, "latent_dim", f"must be >= 1, got {self.latent_dim}")
-        check(all(h >= 1 for h in self.hidden), "hidden", f"widths must be >= 1, got {self.hidden}")
-        check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "channels", f"must be >= 1, got {self.channels}")
-        if self.arch == "conv":
-            check(len(self.input_shape) == 3, "arch", f"'conv' needs image input (C, H, W), got input_shape {self.input_shape}")
+        super().__post_init__()
+        check_hidden(self.hidden)
+        check_channels(self.channels)
+        check_arch(self.arch, self.input_shape)
 
 
 class Autoencoder(Trainable):

@@ -115,9 +115,3 @@ class CVAE(ConditionalModel, VAE):
             x = x[torch.arange(n, device=dev) % x.shape[0]]  # cycle the given inputs to n
             z = self.posterior(x, self.infer_label(x)).mu
         return self.decode(z, y)
-
-    def eval_metrics(self, x, y=None, **options):
-        out = super().eval_metrics(x, y, **options)
-        if "nll_iw" in out:  # every bound here is conditional: -log p(x|y)
-            out["cond_nll_iw"] = out.pop("nll_iw")
-        return out

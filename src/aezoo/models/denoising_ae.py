@@ -10,7 +10,7 @@ the inputs set to 0), isotropic Gaussian noise (sigma) or salt-and-pepper noise 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
@@ -71,10 +71,3 @@ class DenoisingAE(DenoisingModel):
         recon = reconstruction_loss(self.config.loss, out, x_rep).mean()  # = mean over B of the mean over L
         b = x.shape[0]
         return ModelOutput(loss=recon, terms={"recon": recon}, x_hat=output_mean(self.config.loss, out[:b]), z=z[:b])
-
-    def eval_metrics(self, x, y=None, seed: int = 0, **options: Any) -> dict[str, Any]:
-        """PSNR of inputs corrupted by the training corruption and of their reconstructions (``aezoo eval
-        --corrupt`` replaces the corruption)."""
-        from ..evaluate.representation import denoising_metrics
-
-        return denoising_metrics(self, x, y, self.corruption, seed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -21,17 +21,23 @@ from ..nn.nets import decoder_for, encoder_for, unit_responses
 from ..nn.pca import pca_basis, pca_reconstruction_mse, principal_angles_deg
 from ..registry import register
 from .ae import reconstruction_loss
-from .base import Claim, LinearSubspaceModel, ModelConfig, ModelOutput
+from .base import BaseConfig, Claim, LinearSubspaceModel, ModelOutput, check_arch, check_channels, check_hidden
 
 
 @dataclass
-class LinearAEConfig(ModelConfig):
+class LinearAEConfig(BaseConfig):
+    # no nonlinearity anywhere: a field of configs before issue 12, dropped on load
+    retired: ClassVar[dict[str, Any]] = {"activation": "identity"}
+
+    arch: Literal["mlp", "conv"] = "mlp"
     hidden: tuple[int, ...] = ()  # () = one linear map each way, as in Baldi & Hornik
-    activation: str = "identity"
+    channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side (arch=conv)
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.activation == "identity", "activation", f"linear_ae has no nonlinearity; must be 'identity', got {self.activation!r}")
+        check_hidden(self.hidden)
+        check_channels(self.channels)
+        check_arch(self.arch, self.input_shape)
         check(self.latent_dim <= math.prod(self.input_shape), "latent_dim", f"must be <= the input size {math.prod(self.input_shape)} for a PCA subspace, got {self.latent_dim}")
 
 

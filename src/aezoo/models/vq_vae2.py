@@ -45,6 +45,7 @@ def upsample(c_in: int, c_out: int, small: tuple[int, int], big: tuple[int, int]
 class VQVAE2(CodeGridModel):
     Config = VQVAE2Config
     generative = True  # through the priors of the second stage
+    tiny = {"input_shape": (1, 8, 8), "latent_dim": 4, "channels": (4, 8)}
     grid_names = ("top", "bottom")
     claims = (Claim("Razavi, van den Oord & Vinyals 2019",
                     "Both code grids are used: the top grid keeps global structure, the bottom grid, quantised given the top "
