@@ -118,8 +118,8 @@ def drop_retired(cls, values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     for name in set(retired) & set(values):
         if json.dumps(out.pop(name)) != json.dumps(retired[name]):
-            raise ConfigError(f"config field {name!r} of {cls.__qualname__} was removed (it could only be {retired[name]!r}); "
-                              f"got {values[name]!r}: delete it from the config, or retrain that run")
+            raise ConfigError(f"config field {name!r} of {cls.__qualname__} was removed (it could only be {retired[name]!r}), "
+                              f"got {values[name]!r}: leave it out (a run folder recording this value needs retraining)")
     return out
 
 
