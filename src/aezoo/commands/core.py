@@ -16,11 +16,14 @@ from ._common import add_data_args, add_weights_arg, load_data, load_run, run_da
 
 @command("models", help="list the registered models")
 def models(args):
+    from ..models.base import capabilities
     from ..registry import get, list_models
 
     for name in list_models():
-        doc = (sys.modules[get(name).__module__].__doc__ or "").strip().splitlines()
-        print(f"{name:16s} {doc[0] if doc else ''}")
+        cls = get(name)
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        can = (["generative"] if cls.generative else []) + capabilities(cls)
+        print(f"{name:16s} {doc[0] if doc else ''}" + (f"\n{'':16s} ({', '.join(can)})" if can else ""))
 
 
 @command("datasets", help="list the named datasets")

@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     from ..nn.corruption import Corruption
     from ..nn.distributions import DiagonalGaussian
 
-__all__ = ["Autoencoder", "Claim", "CodeGridModel", "ConditionalModel", "DenoisingModel", "LatentVariableModel",
-           "LinearSubspaceModel", "BaseConfig", "ModelConfig", "ModelOutput", "ParamGroup", "SequenceModel", "UnitFilterModel", "CAPABILITIES", "capabilities"]
+__all__ = ["CAPABILITIES", "Autoencoder", "BaseConfig", "Claim", "CodeGridModel", "ConditionalModel", "DenoisingModel",
+           "LatentVariableModel", "LinearSubspaceModel", "ModelConfig", "ModelOutput", "ParamGroup", "SequenceModel",
+           "UnitFilterModel", "capabilities"]
 
 
 @dataclass(frozen=True)
