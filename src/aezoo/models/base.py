@@ -17,7 +17,8 @@ The contract (what the trainer, evaluation, CLI and contract tests rely on):
   defaults the CLI builds.
 
 Capabilities: what a model can do beyond the contract is declared by subclassing one of the
-capability classes at the end of this file (``LatentVariableModel``, ``ConditionalModel``,
+capability classes at the end of this file (each lists in ``requires`` the members a model must
+implement) (``LatentVariableModel``, ``ConditionalModel``,
 ``CodeGridModel``, ``SequenceModel``, ``DenoisingModel``, ``LinearSubspaceModel``, ``UnitFilterModel``).
 Evaluation, figures and commands test ``isinstance(model, Capability)``, never an attribute or a
 name; ``tests/test_contract.py`` checks over the registry that every declared capability is
@@ -170,6 +171,7 @@ class LatentVariableModel(Autoencoder):
     the ELBO, the importance-weighted bound and active units from these (``evaluate/likelihood.py``);
     the latent figures draw the prior's circles, the manifold and spherical interpolation."""
 
+    requires: ClassVar[tuple[str, ...]] = ("posterior", "log_likelihood", "prior_log_prob")
     # p(z) is N(0, I) (what the latent scatter's circles and the manifold's inverse CDF assume)
     standard_normal_prior: ClassVar[bool] = True
 
@@ -189,6 +191,7 @@ class ConditionalModel(Autoencoder):
     """A model of x given a class label y in 0..num_classes-1: ``forward``, ``encode``, ``decode`` and
     ``sample`` take y, and ``aezoo train`` sets ``num_classes`` from the data."""
 
+    requires: ClassVar[tuple[str, ...]] = ()  # num_classes reads config.num_classes unless overridden
     needs_labels: ClassVar[bool] = True
 
     @property
@@ -213,6 +216,7 @@ class CodeGridModel(Autoencoder):
     - ``code_grids(x) -> [(B, h, w) int64]`` and ``decode_codes(grids) -> x_hat``;
     - ``grid_prefixes()``: the numbers of leading grids ``decode_codes`` accepts, one per rate."""
 
+    requires: ClassVar[tuple[str, ...]] = ("quantizers", "grid_names", "code_grids", "decode_codes")
     prior: Any = None  # the second stage, attached beside the module tree (models/code_prior.py)
     sample_options: ClassVar[tuple[str, ...]] = ("temperature",)
 
@@ -239,6 +243,8 @@ class SequenceModel(Autoencoder):
     """A model of sequences x (B, T, *frame) that rolls the future forward from observed frames
     (``aezoo rollout``, the ``rollouts`` figure)."""
 
+    requires: ClassVar[tuple[str, ...]] = ("rollout",)
+
     def rollout(self, x_observed: torch.Tensor, n_steps: int, jump: int = 1, n_samples: int = 1) -> torch.Tensor:
         """Observe x_observed (B, T0, *frame), roll ``n_steps`` jumps of ``jump`` forward:
         (n_samples, B, n_steps, *frame)."""
@@ -249,12 +255,15 @@ class DenoisingModel(Autoencoder):
     """Trained to undo a corruption q(x_tilde|x): ``corruption`` (``nn.corruption.Corruption``) is the
     training one, which evaluation and the ``denoising`` figure apply to test inputs."""
 
+    requires: ClassVar[tuple[str, ...]] = ()  # corruption is set in __init__ (the contract test checks it)
     corruption: Corruption
 
 
 class LinearSubspaceModel(Autoencoder):
     """A linear decoder whose column space is compared with PCA's (Baldi & Hornik 1989): evaluation
     reads ``pca_subspace_metrics``, the ``principal_angles`` figure ``principal_angles``."""
+
+    requires: ClassVar[tuple[str, ...]] = ("pca_subspace_metrics", "principal_angles")
 
     def pca_subspace_metrics(self, x_train: torch.Tensor, x: torch.Tensor) -> dict[str, Any]:
         raise NotImplementedError
@@ -266,6 +275,8 @@ class LinearSubspaceModel(Autoencoder):
 
 class UnitFilterModel(Autoencoder):
     """Each code unit writes a filter into the output (``decoder_filters`` figure)."""
+
+    requires: ClassVar[tuple[str, ...]] = ("decoder_filters",)
 
     def decoder_filters(self) -> torch.Tensor:
         """(D, *input_shape): what each code unit writes into the output."""
