@@ -1,6 +1,7 @@
 """The layers point one way, and nothing outside ``models/`` names a family member (docs/architecture.md).
 Read from the sources with ``ast``: every import counts, including those inside functions."""
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ ALLOWED = {
 }
 
 
+@functools.cache
+def parsed(f: Path) -> ast.Module:
+    return ast.parse(f.read_text())
+
+
 def modules():
     for f in sorted(SRC.rglob("*.py")):
         parts = f.relative_to(SRC.parent).with_suffix("").parts
@@ -31,9 +37,14 @@ def modules():
         yield f, name, name if is_pkg else name.rsplit(".", 1)[0]
 
 
-def imports(f: Path, package: str):
+@functools.cache
+def imports(f: Path, package: str) -> tuple[str, ...]:
     """Absolute names of the aezoo modules (and imported members) ``f`` imports."""
-    for node in ast.walk(ast.parse(f.read_text())):
+    return tuple(_imports(f, package))
+
+
+def _imports(f: Path, package: str):
+    for node in ast.walk(parsed(f)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -100,7 +111,7 @@ def test_no_module_outside_models_names_a_member():
     for f, name, package in modules():
         if layer_of(name) == "models":
             continue
-        tree = ast.parse(f.read_text())
+        tree = parsed(f)
         skip = docstrings(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip and node.value in MEMBERS:
