@@ -59,7 +59,7 @@ def time_nll_iw(model, data, k: int, limit: int | None = None, seed: int = 0) ->
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         t0, c0 = time.perf_counter(), time.process_time()
-        m = model.eval().eval_metrics(x, iw_samples=k)
+        m = gaussian_latent_metrics(model.eval(), x, iw_samples=k)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     # CPU time (all threads) next to wall time: other jobs share this machine's cores
     return {"iw_samples": k, "n": int(x.shape[0]), "nll_iw": round(m["nll_iw"], 3), "neg_elbo": round(m["neg_elbo"], 3), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "load_avg": round(os.getloadavg()[0], 1)}

@@ -67,3 +67,27 @@ def finish_run(run: Path, model, data, iw_samples: int = 100, raw: bool = False)
     ckpt.write_json(run / "eval.json", metrics)
     build_report(run, model=model, data=data)
     return metrics
+
+
+def fit_prior(model, data, *, width: int = 128, layers: int = 4, heads: int = 4, dropout: float = 0.1, **train_options: Any):
+    """The second stage of a ``CodeGridModel`` (what ``aezoo train-prior`` runs): encode ``data`` to code
+    grids, fit a ``CodePrior`` over them with the training loop, and attach it to ``model``.
+    ``train_options`` go to ``aezoo.train.fit`` (epochs, batch_size, lr, device, seed, progress).
+    Returns the prior and the dataset of codes it was fitted on."""
+    from .data.core import Dataset, Split
+    from .errors import NotSupportedError
+    from .models.base import CodeGridModel
+    from .models.code_prior import attach_prior, flat_code_grids, prior_config
+    from .nn.priors import CodePrior
+    from .train import fit
+
+    if not isinstance(model, CodeGridModel):
+        raise NotSupportedError(f"model {model.name!r} has no discrete codes to fit a prior to")
+    model.eval()
+    splits = {name: Split(flat_code_grids(model, part.x)) for name in ("train", "val", "test") if (part := data.split(name)) is not None}
+    codes = Dataset(name=f"{data.name}-codes", source=f"codes of {data.name}", **splits)
+    prior = CodePrior(prior_config(model, width=width, layers=layers, heads=heads, dropout=dropout))
+    fit(prior, codes, out=None, **train_options)
+    prior.eval()
+    attach_prior(model, prior)
+    return prior, codes

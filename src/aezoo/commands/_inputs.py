@@ -31,7 +31,7 @@ def read(args, model, run_meta: dict | None) -> tuple[torch.Tensor, list[str], t
         x, names = read_inputs(args.inputs, model.config.input_shape, args.limit)
         return x, names, None
     from ..data import load
-    from ..viz.report import data_of_run
+    from ..data.recorded import data_of_run
 
     pre = (run_meta or {}).get("data", {}).get("preprocessing", {})
     if args.data == "run":

@@ -1,8 +1,9 @@
 """Likelihood evaluation for Gaussian-latent models (vae and its relatives): the ELBO, the
 importance-weighted bound of Burda, Grosse & Salakhutdinov 2016 (arXiv:1509.00519), and active units.
 
-A model qualifies by exposing ``posterior(x, y) -> DiagonalGaussian``, ``log_likelihood(z, x, y)``
-for z of shape (K, B, D) returning (K, B), and ``prior_log_prob(z)``.
+For models that declare ``LatentVariableModel`` (``models/base.py``): ``posterior(x, y) ->
+DiagonalGaussian``, ``log_likelihood(z, x, y)`` for z of shape (K, B, D) returning (K, B), and
+``prior_log_prob(z)``.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..config import build, check, to_dict
+from ..config import build, check, drop_retired, to_dict
 from ..data.batching import Batches
 from ..errors import ConfigError, DataError, TrainingError
 from . import checkpoint as ckpt
@@ -251,7 +251,8 @@ class Fit:
                 if not has_ckpt:
                     raise TrainingError(f"nothing to resume: no {ckpt.CHECKPOINT} in {run}")
                 meta = ckpt.run_meta(run)  # the format is checked on every load (issue 17 item 6)
-                rundir.check_same_model_and_data(run, meta, model.name, to_dict(model.config), self.data.describe())
+                recorded = {**meta, "config": drop_retired(type(model.config), meta["config"])}  # fields since removed
+                rundir.check_same_model_and_data(run, recorded, model.name, to_dict(model.config), self.data.describe())
                 options, changed = rundir.resume_options(meta.get("train", {}), options)
             elif has_ckpt or (run / ckpt.MODEL).exists():
                 hint = " (a torchrun restart: launch with --resume auto)" if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) else ""
