@@ -165,17 +165,17 @@ class Explorer:
 
     def __init__(self, model, data, run_dir: str | Path | None = None, meta: dict[str, Any] | None = None,
                  projection: str = "auto", max_points: int = MAX_POINTS, split: str | None = None):
-        if not 2 <= max_points <= 20000:
+        if not 2 <= max_points <= 20000:  # 20,000 points keep the map's JSON near 1 MB
             raise ConfigError(f"--max-points must be in 2..20000, got {max_points}")
         self.model = model.eval()
         self.panels = panels_for(model)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.meta = meta or {}
         self.lock = threading.Lock()  # one model call at a time; requests run in the server's thread pool
-        names = [split] if split else ["test", "val", "train"]
-        part = next((p for n in names if (p := data.split(n)) is not None and len(p) > 0), None)
+        names = [split] if split else ["test", "train"]  # the held-out items when there are enough
+        part = next((p for n in names if (p := data.split(n)) is not None and len(p) >= 3), None)
         if part is None:
-            raise DataError(f"dataset {data.name!r} has no {'/'.join(names)} items to explore")
+            raise DataError(f"dataset {data.name!r} has fewer than 3 {' or '.join(names)} items: too few to map")
         self.split_name = next(n for n in names if data.split(n) is part)
         n = min(max_points, len(part))
         self.x = part.x[:n].cpu()
@@ -296,6 +296,7 @@ class Explorer:
             raise ConfigError(f"k must be in 1..{MAX_NEIGHBOURS}, got {k}")
         y = None if self.y is None else self.y[i : i + 1]
         x_hat = self._decode(self.z[i : i + 1], y if self.panels.classes else None)[0]
+        k = min(k, self.z.shape[0] - 1)
         d, idx = exact_neighbours(self.z, self.z[i : i + 1], k, exclude=torch.tensor([i]))
         hits = [{"id": int(j), "distance": float(dist), "label": None if self.y is None else int(self.y[j]), "image": png(self.x[j])}
                 for j, dist in zip(idx[0].tolist(), d[0].tolist())]
