@@ -92,8 +92,9 @@
     if (n.best < 0) { tip.hidden = true; return; }
     tip.hidden = false;
     tip.style.left = `${n.cx + 14}px`; tip.style.top = `${n.cy + 14}px`;
-    const src = S.thumbs.get(n.best);
-    if (src) $("tip-img").src = src; else loadThumbs([n.best]);
+    const src = S.thumbs.get(n.best), want = n.best;
+    if (src) $("tip-img").src = src;
+    else loadThumbs([want]).then(() => { if (S.hover === want) $("tip-img").src = S.thumbs.get(want); }).catch(report);
     const lab = S.map.labels ? S.map.labels[n.best] : null;
     $("tip-text").textContent = `#${n.best}` + (lab !== null ? ` ${className(lab)}` : "");
   });
