@@ -358,3 +358,17 @@ def test_command_errors_are_one_line(vae_run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err
     busy.close()
+
+
+def test_the_server_socket_is_tcp_so_responses_are_not_delayed():
+    """asyncio turns Nagle's algorithm off (TCP_NODELAY) only for sockets whose proto is TCP; with proto 0
+    every response waited ~40 ms for the client's delayed ACK, most of the 50 ms budget."""
+    import socket
+
+    from aezoo.explore.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
