@@ -191,7 +191,7 @@ class Explorer:
         if not self.z.is_floating_point():
             raise NotSupportedError(f"model {model.name!r} gives integer codes: there is nothing to draw on a map")
         self.points, self.projection = project(self.z, projection)
-        self.order, self.order_by = self._order_dims()
+        self.order, self.order_by, self.scores = self._order_dims()
         lo, hi = self.z.min(0).values, self.z.max(0).values
         pad = 0.25 * (hi - lo).clamp_min(1e-3)
         self.lo, self.hi = lo - pad, hi + pad  # slider ranges: the codes' span and a quarter either side
@@ -217,7 +217,7 @@ class Explorer:
             z = z.to(self.device).view(-1, *shape)
             return self.model.decode(z, None if y is None else y.to(self.device)).cpu()
 
-    def _order_dims(self) -> tuple[list[int], str]:
+    def _order_dims(self) -> tuple[list[int], str, torch.Tensor]:
         """Latent dimensions by how much they carry: mean KL(q(z_d|x) || N(0, 1)) for a Gaussian posterior,
         else the codes' variance (a dimension the model does not use comes last)."""
         if self.panels.kl_order:
@@ -228,7 +228,7 @@ class Explorer:
             score, by = (0.5 * (mu.pow(2) + lv.exp() - 1 - lv)).mean(0), "KL"
         else:
             score, by = self.z.var(0), "variance"
-        return score.argsort(descending=True).tolist(), by
+        return score.argsort(descending=True).tolist(), by, score
 
     def item(self, i: int) -> int:
         if not 0 <= i < self.x.shape[0]:
@@ -265,7 +265,7 @@ class Explorer:
 
             ev = read_json(self.run_dir / "eval.json")
             metrics = {k: v for k, v in (ev.get("test") or ev).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        sliders = [{"dim": d, "lo": float(self.lo[d]), "hi": float(self.hi[d])} for d in self.order[:MAX_SLIDERS]]
+        sliders = [{"dim": d, "lo": float(self.lo[d]), "hi": float(self.hi[d]), "score": float(self.scores[d])} for d in self.order[:MAX_SLIDERS]]
         k = self.model.config.num_classes if self.panels.classes else max(len(self.class_names), 0 if self.y is None else int(self.y.max()) + 1)
         return {
             "model": self.model.name, "run": self.run_dir.name if self.run_dir else None, "config": cfg,

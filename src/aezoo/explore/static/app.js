@@ -180,7 +180,8 @@
         if (!S.code) { status("pin an item or click the map first"); return; }
         S.code[s.dim] = +input.value; out.textContent = (+input.value).toFixed(2); requestDecode();
       });
-      box.append(el("div", {class: "slider"}, el("span", {}, `z${s.dim}`), input, out));
+      const what = `${info.order_by} ${s.score.toPrecision(3)}`;
+      box.append(el("div", {class: "slider", title: `z${s.dim}: ${what}`}, el("span", {}, `z${s.dim}`), input, out));
     }
     $("reset").addEventListener("click", () => { if (S.item) { setCode(S.item.code); requestDecode(); } });
   }
