@@ -259,7 +259,8 @@ def test_denoising_panel_uses_the_models_corruption():
     data = aezoo.data.from_arrays(torch.rand(40, 1, 8, 8), torch.arange(40) % 4)
     model = aezoo.create("denoising_ae", input_shape=(1, 8, 8), latent_dim=4, hidden=(16,))
     c = TestClient(create_app(Explorer(model, data)))
-    assert c.get("/api/info").json()["panels"]["corruption"]
+    info = c.get("/api/info").json()
+    assert info["panels"]["corruption"] and info["corruption"] == {"kind": "mask", "level": 0.25, "max": 1.0}
     r = c.get("/api/denoise/0", params={"level": 0.5}).json()
     assert r["kind"] == "mask" and r["trained_level"] == 0.25
     clean = c.get("/api/denoise/0", params={"level": 0.0}).json()
@@ -287,6 +288,8 @@ def test_td_vae_rollouts():
 
     with Image.open(io.BytesIO(png_bytes(r["rollouts"][0]))) as im:
         assert im.size == (3 * 4, 4)  # three predicted 4x4 frames side by side
+    with Image.open(io.BytesIO(png_bytes(c.get("/api/item/0").json()["input"]))) as im:
+        assert im.size == (4, 4)  # a sequence's thumbnail is its last frame, the one its belief code decodes to
     assert c.get("/api/rollout/0", params={"observe": 7}).status_code == 400
     assert c.get("/api/rollout/0", params={"observe": 0}).status_code == 400
     assert c.get("/api/rollout/0", params={"predict": 99}).status_code == 422

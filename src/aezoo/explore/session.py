@@ -230,6 +230,11 @@ class Explorer:
             score, by = self.z.var(0), "variance"
         return score.argsort(descending=True).tolist(), by, score
 
+    def picture(self, i: int) -> str:
+        """An item's thumbnail: itself, or a sequence's last frame (the one its code predicts)."""
+        x = self.x[i]
+        return png(x[-1] if x.dim() == 4 else x)
+
     def item(self, i: int) -> int:
         if not 0 <= i < self.x.shape[0]:
             raise IndexError(f"item {i} does not exist: the map has items 0..{self.x.shape[0] - 1}")
@@ -267,7 +272,12 @@ class Explorer:
             metrics = {k: v for k, v in (ev.get("test") or ev).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         sliders = [{"dim": d, "lo": float(self.lo[d]), "hi": float(self.hi[d]), "score": float(self.scores[d])} for d in self.order[:MAX_SLIDERS]]
         k = self.model.config.num_classes if self.panels.classes else max(len(self.class_names), 0 if self.y is None else int(self.y.max()) + 1)
+        corruption = None
+        if self.panels.corruption:
+            q = self.model.corruption
+            corruption = {"kind": q.kind, "level": q.level, "max": 1.0 if q.kind != "gaussian" else max(1.0, 3 * q.level)}
         return {
+            "corruption": corruption,
             "model": self.model.name, "run": self.run_dir.name if self.run_dir else None, "config": cfg,
             "data": self.data_name, "split": self.split_name, "items": int(self.x.shape[0]),
             "code_dim": self.code_dim, "projection": self.projection.method, "axes": list(self.projection.axes),
@@ -285,7 +295,7 @@ class Explorer:
     def thumbs(self, ids: list[int]) -> list[str]:
         if not 1 <= len(ids) <= MAX_THUMBS:
             raise ConfigError(f"ask for 1..{MAX_THUMBS} thumbnails per request, got {len(ids)}")
-        return [png(self.x[self.item(i)]) for i in ids]
+        return [self.picture(self.item(i)) for i in ids]
 
     def pin(self, i: int, k: int = 8) -> dict[str, Any]:
         """An item: its input, reconstruction, code, and its k nearest neighbours in code space."""
@@ -298,9 +308,9 @@ class Explorer:
         x_hat = self._decode(self.z[i : i + 1], y if self.panels.classes else None)[0]
         k = min(k, self.z.shape[0] - 1)
         d, idx = exact_neighbours(self.z, self.z[i : i + 1], k, exclude=torch.tensor([i]))
-        hits = [{"id": int(j), "distance": float(dist), "label": None if self.y is None else int(self.y[j]), "image": png(self.x[j])}
+        hits = [{"id": int(j), "distance": float(dist), "label": None if self.y is None else int(self.y[j]), "image": self.picture(j)}
                 for j, dist in zip(idx[0].tolist(), d[0].tolist())]
-        return {"id": i, "label": None if y is None else int(y[0]), "input": png(self.x[i]), "reconstruction": png(x_hat),
+        return {"id": i, "label": None if y is None else int(y[0]), "input": self.picture(i), "reconstruction": png(x_hat),
                 "code": [round(v, 6) for v in self.z[i].tolist()], "point": self.points[i].tolist(), "neighbours": hits}
 
     def decode(self, rows: list[list[float]], label: int | None = None) -> list[str]:
@@ -400,8 +410,8 @@ class Explorer:
 
         self._need("corruption", "corruption process")
         i = self.item(i)
-        if not math.isfinite(level):
-            raise ConfigError("level must be a finite number")
+        if not math.isfinite(level) or level > 100:
+            raise ConfigError(f"level must be a finite number up to 100, got {level}")
         kind = self.model.corruption.kind
         q = Corruption(kind, level)  # raises ConfigError naming the allowed range
         x_tilde = q(self.x[i : i + 1], torch.Generator().manual_seed(seed))

@@ -261,8 +261,8 @@
       $("roll").addEventListener("click", rollout);
     }
     if (p.corruption) {
-      box.append(card("denoise-card", "Denoising",
-        el("label", {}, "corruption ", el("input", {id: "level", type: "range", min: 0, max: 1, step: 0.01, value: 0.25}), el("output", {id: "level-out"}, "")),
+      box.append(card("denoise-card", `Denoising: ${S.info.corruption.kind} noise (trained at ${S.info.corruption.level})`,
+        el("label", {}, "corruption ", el("input", {id: "level", type: "range", min: 0, max: S.info.corruption.max, step: S.info.corruption.max / 100, value: S.info.corruption.level}), el("output", {id: "level-out"}, "")),
         el("div", {class: "row"}, el("figure", {}, el("img", {id: "noisy", class: "px big", alt: "noisy"}), el("figcaption", {}, "noisy")),
                                   el("figure", {}, el("img", {id: "denoised", class: "px big", alt: "denoised"}), el("figcaption", {}, "denoised")))));
       $("level").addEventListener("input", denoise);
@@ -271,7 +271,10 @@
   async function samples(target) {
     try {
       const r = await api(`/api/sample?n=8${labelParam()}`);
-      const box = $(target); box.replaceChildren(); r.images.forEach((src, k) => box.append(thumb(src, `${k + 1}`)));
+      const box = $(target); box.replaceChildren();
+      // a sequence model draws whole sequences: one wide row each
+      if (S.info.panels.rollout) r.images.forEach((src, k) => box.append(el("img", {src, class: "px wide", alt: `sample ${k + 1}`})));
+      else r.images.forEach((src, k) => box.append(thumb(src, `${k + 1}`)));
     } catch (e) { report(e); }
   }
   async function rollout() {
