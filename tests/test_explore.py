@@ -296,14 +296,21 @@ def test_td_vae_rollouts():
     assert len(c.get("/api/sample", params={"n": 2}).json()["images"]) == 2
 
 
-def test_panels_for_is_the_one_capability_table():
-    """Every registered model gets panels without error, and only the models with the capability get each."""
-    for name in aezoo.list_models():
-        from aezoo.registry import get
+def test_every_registered_model_can_be_explored():
+    """Every member at its tiny config gets its panels, a map, a pin, a slider decode and an interpolation."""
+    from aezoo.registry import get
 
+    for name in aezoo.list_models():
         model = aezoo.create(name, **get(name).tiny)
         p = panels_for(model)
         assert p.classes == model.needs_labels and p.codebook == model.discrete_codes, name
+        x = torch.rand(12, *model.config.input_shape)
+        ex = Explorer(model, aezoo.data.from_arrays(x, torch.arange(12) % 3), max_points=12)
+        info = ex.info()
+        assert info["panels"] == {k: getattr(p, k) for k in info["panels"]} and len(info["sliders"]) == min(32, ex.code_dim), name
+        pin = ex.pin(0, 3)
+        assert len(pin["neighbours"]) == 3 and len(ex.decode([pin["code"]], 0 if p.classes else None)) == 1, name
+        assert len(ex.interpolate(0, 1, 3)) == 3, name
 
 
 def test_explorer_rejects_bad_setups():

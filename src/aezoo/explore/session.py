@@ -91,22 +91,14 @@ def png(x: torch.Tensor) -> str:
 
 
 def colour_codes(grid: torch.Tensor, num_codes: int) -> str:
-    """A (h, w) grid of code indices -> a PNG with one hue per code (golden-angle hues)."""
+    """A (h, w) grid of code indices -> a PNG with one hue per code (golden-angle hues: neighbours in
+    index differ in colour)."""
+    from matplotlib.colors import hsv_to_rgb
     from PIL import Image
 
-    k = torch.arange(num_codes, dtype=torch.float32)
-    hue = (k * 0.618034) % 1.0
-    # HSV (hue, 0.65, 0.95) -> RGB, vectorised
-    i = (hue * 6).floor()
-    f = hue * 6 - i
-    v, s = 0.95, 0.65
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = torch.stack([torch.stack(c) for c in (
-        (torch.full_like(k, v), t, torch.full_like(k, p)), (q, torch.full_like(k, v), torch.full_like(k, p)),
-        (torch.full_like(k, p), torch.full_like(k, v), t), (torch.full_like(k, p), q, torch.full_like(k, v)),
-        (t, torch.full_like(k, p), torch.full_like(k, v)), (torch.full_like(k, v), torch.full_like(k, p), q))])  # (6, 3, K)
-    rgb = table[i.long() % 6, :, torch.arange(num_codes)]  # (K, 3)
-    a = (rgb[grid.long().cpu()] * 255).round().to(torch.uint8).numpy()
+    hue = (np.arange(num_codes) * 0.618034) % 1.0
+    table = hsv_to_rgb(np.stack([hue, np.full(num_codes, 0.65), np.full(num_codes, 0.95)], 1))  # (K, 3)
+    a = (table[grid.long().cpu().numpy()] * 255).round().astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
