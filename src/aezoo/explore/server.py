@@ -42,6 +42,15 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
 
 
+def has_display() -> bool:
+    """A graphical browser can open: on Linux without a display, ``webbrowser`` would start a text
+    browser (lynx, w3m) in the terminal that runs the server."""
+    import os
+    import sys
+
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def make_server(app, sock: socket.socket):
     uvicorn = require("uvicorn", "explore")
 
@@ -71,7 +80,7 @@ def serve(explorer, host: str = "127.0.0.1", port: int = 8765, open_browser: boo
     server = make_server(app, sock)
     if on_ready is not None:
         on_ready(url)
-    if open_browser:
+    if open_browser and has_display():
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:
         server.run(sockets=[sock])
