@@ -182,6 +182,7 @@ class Explorer:
             self.z = self._encode(self.x, self.y)  # (N, D) float codes
         if not self.z.is_floating_point():
             raise NotSupportedError(f"model {model.name!r} gives integer codes: there is nothing to draw on a map")
+        self.z = self.z.float()
         self.points, self.projection = project(self.z, projection)
         self.order, self.order_by, self.scores = self._order_dims()
         lo, hi = self.z.min(0).values, self.z.max(0).values
@@ -200,7 +201,7 @@ class Explorer:
         with self.lock:
             for i in range(0, x.shape[0], batch):
                 yy = None if y is None else y[i : i + batch].to(self.device)
-                out.append(self.model.encode(x[i : i + batch].to(self.device), yy).flatten(1).float().cpu())
+                out.append(self.model.encode(x[i : i + batch].to(self.device), yy).flatten(1).cpu())
         return torch.cat(out)
 
     def _decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
