@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import warnings
 from pathlib import Path
@@ -68,7 +67,7 @@ def test_page_and_static_files_are_served_from_the_package(vae):
 
 
 def test_the_static_files_are_package_data():
-    import tomllib
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     spec = tomllib.loads(Path(__file__).parents[1].joinpath("pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["aezoo.explore"]
     static = Path(aezoo.__file__).parent / "explore" / "static"

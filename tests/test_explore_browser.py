@@ -4,7 +4,6 @@ as in ``test_report_browser.py`` (whose client and browser fixture this reuses),
 point, click it (the neighbours appear), move a slider (the decoded image changes), click an empty
 spot (decode anywhere), shift-click a second point (the interpolation strip appears), with no
 console error; then it takes a screenshot (kept under AEZOO_SCREENSHOT_DIR when set)."""
-import base64
 import json
 import os
 import shutil
