@@ -13,7 +13,10 @@ from aezoo.train.checkpoint import save_model, write_json
 def make_run(folder: Path, name: str, **config) -> Path:
     torch.manual_seed(0)
     data = aezoo.data.load("digits", limit=300)
-    model = aezoo.create(name, input_shape=(1, 8, 8), hidden=(32,), **config)
+    from aezoo.registry import get
+
+    net = {} if "hidden" in getattr(get(name).Config, "retired", {}) else {"hidden": (32,)}  # VQ models have no MLP
+    model = aezoo.create(name, input_shape=(1, 8, 8), **net, **config)
     aezoo.train(model, data, epochs=2, batch_size=64, progress=False, min_steps=0)
     run = Path(folder)
     run.mkdir(parents=True, exist_ok=True)

@@ -45,17 +45,18 @@ class Panels:
 
 
 def panels_for(model) -> Panels:
-    """The one place that asks what kind of model this is (issue 12 replaces these probes by the
-    capabilities that ``models/base.py`` declares)."""
-    discrete = bool(model.discrete_codes)
-    has_prior = discrete and getattr(model, "prior", None) is not None
+    """The one place that asks what the model can do: the capabilities ``models/base.py`` declares."""
+    from ..models.base import CodeGridModel, ConditionalModel, DenoisingModel, LatentVariableModel, SequenceModel
+
+    discrete = isinstance(model, CodeGridModel)
+    has_prior = discrete and model.prior is not None
     return Panels(
-        kl_order=hasattr(model, "posterior") and not discrete,
-        classes=bool(model.needs_labels),
+        kl_order=isinstance(model, LatentVariableModel),
+        classes=isinstance(model, ConditionalModel),
         codebook=discrete,
         prior=has_prior,
-        rollout=hasattr(model, "rollout"),
-        corruption=getattr(model, "corruption", None) is not None and hasattr(model.corruption, "kind"),
+        rollout=isinstance(model, SequenceModel),
+        corruption=isinstance(model, DenoisingModel),
         sample=bool(model.generative) and (not discrete or has_prior),
     )
 
@@ -239,7 +240,7 @@ class Explorer:
                 raise ConfigError(f"model {self.model.name!r} does not decode with a label")
             return None
         c = default if c is None else c
-        k = self.model.config.num_classes
+        k = self.model.num_classes
         if c is None or not 0 <= c < k:
             raise ConfigError(f"label must be a class in 0..{k - 1}, got {c}")
         return torch.tensor([c])
@@ -264,7 +265,7 @@ class Explorer:
             ev = read_json(self.run_dir / "eval.json")
             metrics = {k: v for k, v in (ev.get("test") or ev).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         sliders = [{"dim": d, "lo": float(self.lo[d]), "hi": float(self.hi[d]), "score": float(self.scores[d])} for d in self.order[:MAX_SLIDERS]]
-        k = self.model.config.num_classes if self.panels.classes else max(len(self.class_names), 0 if self.y is None else int(self.y.max()) + 1)
+        k = self.model.num_classes if self.panels.classes else max(len(self.class_names), 0 if self.y is None else int(self.y.max()) + 1)
         corruption = None
         if self.panels.corruption:
             q = self.model.corruption
@@ -347,7 +348,7 @@ class Explorer:
         """The pinned item's code decoded with every class: its style, each class (Sohn et al. 2015)."""
         self._need("classes", "class labels to transfer a style between")
         i = self.item(i)
-        k = self.model.config.num_classes
+        k = self.model.num_classes
         return [png(x) for x in self._decode(self.z[i : i + 1].expand(k, -1), torch.arange(k))]
 
     def codebook(self) -> dict[str, Any]:
