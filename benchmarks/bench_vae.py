@@ -85,7 +85,7 @@ def main() -> None:
     data, model = build()
     res: dict = {"peak": peak, "compile": args.compile, "epochs": [], "test": {}}
     marks = sorted({e for e in args.eval_at if 1 <= e <= args.epochs} | {args.epochs})
-    opts = dict(batch_size=128, lr=1e-3, seed=args.seed, device="cpu", compile=args.compile, progress=False, report=False)
+    opts = dict(batch_size=128, lr=1e-3, seed=args.seed, device="cpu", compile=args.compile, min_steps=0, progress=False, report=False)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         done = 0

@@ -147,7 +147,7 @@ def main() -> None:
                 else:
                     run = Path(tmp) / lib
                     aezoo.train(models[lib], data, out=run, resume=e > 1, epochs=e, batch_size=128, lr=1e-3, seed=args.seed, device="cpu",
-                                progress=False, report=False, **opts[lib])
+                                min_steps=0, progress=False, report=False, **opts[lib])
                     t[lib] = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["seconds"]
                 cpu[lib] = time.process_time() - c0  # aezoo's includes its checkpoint load and save
             row = {"epoch": e, "order": order, "load": round(os.getloadavg()[0], 1), **{f"{k}_s": round(v, 2) for k, v in t.items()},
