@@ -20,7 +20,8 @@ first pair and after the last; GFLOP/s of an epoch = images/s x 6.46 MFLOP (``be
 
 Then ``nll_iw``: pythae's ``get_nll`` (one image at a time, K samples in batches of 100) against
 aezoo's batched ``nll_iw`` (bf16 decode where it pays, the default, and fp32) on the same test
-images and K, alternating over ``--nll-rounds`` rounds of ``--nll-images`` images.
+images, K and model (aezoo's trained weights copied into pythae's VAE, so the estimates must agree),
+alternating over ``--nll-rounds`` rounds of ``--nll-images`` images.
 
     python benchmarks/bench_vs_pythae.py --pairs 6 --nll-images 100 --nll-rounds 2   # ~4 min quiet
 """
@@ -77,6 +78,26 @@ def make_pythae(input_shape, latent_dim: int = 16, seed: int = 0):
     torch.manual_seed(seed)
     cfg = VAEConfig(input_dim=tuple(input_shape), latent_dim=latent_dim, reconstruction_loss="bce")
     return VAE(cfg, encoder=Encoder(), decoder=Decoder())
+
+
+@torch.no_grad()
+def pythae_copy_of(ours, input_shape, latent_dim: int = 16):
+    """A pythae VAE holding the weights of aezoo's ``ours`` (same layers; aezoo's encoder head
+    (mu, logvar) is one Linear(256, 32), pythae's two Linear(256, 16)), so that get_nll and nll_iw
+    estimate -log p(x) of the same model."""
+    theirs = make_pythae(input_shape, latent_dim)
+    sd = ours.state_dict()
+    enc, dec = theirs.encoder, theirs.decoder
+    for i in (0, 2):
+        enc.net[i].weight.copy_(sd[f"encoder.net.{i}.weight"])
+        enc.net[i].bias.copy_(sd[f"encoder.net.{i}.bias"])
+    w, b = sd["encoder.net.4.weight"], sd["encoder.net.4.bias"]
+    enc.mu.weight.copy_(w[:latent_dim]), enc.mu.bias.copy_(b[:latent_dim])
+    enc.logvar.weight.copy_(w[latent_dim:]), enc.logvar.bias.copy_(b[latent_dim:])
+    for i in (0, 2, 4):
+        dec.net[i].weight.copy_(sd[f"decoder.net.{i}.weight"])
+        dec.net[i].bias.copy_(sd[f"decoder.net.{i}.bias"])
+    return theirs.eval()
 
 
 def make_pythae_trainer(model, x, y, out: Path, lr: float, batch_size: int):
@@ -180,7 +201,9 @@ def main() -> None:
     print(f"test negative ELBO after {args.pairs} epochs: {res['test_neg_elbo']}", flush=True)
 
     if args.nll_images:
-        ours, theirs = models["aezoo"], models["pythae"]
+        # get_nll on a pythae copy of aezoo's trained model: the same -log p(x), two estimators
+        ours = models["aezoo"]
+        theirs = pythae_copy_of(ours, data.input_shape)
         k, rounds = args.iw_samples, []
         for r in range(args.nll_rounds):
             x = data.test.x[r * args.nll_images:(r + 1) * args.nll_images]
