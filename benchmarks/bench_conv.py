@@ -79,6 +79,7 @@ def main() -> None:
         confs = [(amp, cl, comp) for comp, amp, cl in itertools.product((False, True) if args.compile else (False,), (False, True), (False, True))]
         label = lambda c: f"{'bf16' if c[0] else 'fp32'}{' channels-last' if c[1] else ''}{' compiled' if c[2] else ''}"  # noqa: E731
         steps, warm = {}, {}
+        torch._dynamo.reset()  # each model's compiled configurations start fresh, under dynamo's recompile limit
         for c in confs:
             steps[c] = make_step(name, args.batch, *c)
             t0 = time.perf_counter()

@@ -6,7 +6,8 @@ The step is the trainer's: ``model.training_step`` under the trainer's autocast,
 median over rounds of ms per step. ``--profile`` adds a torch.profiler table per mode (self CPU time
 by operator). The fp32 and bf16 matmul peaks are measured in the same process, between rounds.
 
-    python benchmarks/profile_step.py --rounds 5 --steps 50 [--batch 128] [--profile] [--threads N]
+    python benchmarks/profile_step.py --rounds 5 --steps 50 --profile        # ~1 min quiet
+    python benchmarks/profile_step.py --modes fp32 bf16 --batch 128 256      # per-image speed by batch size
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, nargs="*", default=[128], help="batch sizes (each mode at each)")
     p.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     p.add_argument("--profile", action="store_true")
     p.add_argument("--threads", type=int, default=None)
@@ -65,7 +66,9 @@ def main() -> None:
     import os
 
     x_all = aezoo.data.load("fashion-mnist", val_fraction=0).train.x[:16384]
-    steps = {m: make_step(m, x_all, args.batch) for m in args.modes}
+    label = lambda m, b: m if len(args.batch) == 1 else f"{m} b{b}"  # noqa: E731
+    steps = {label(m, b): make_step(m, x_all, b) for b in args.batch for m in args.modes}
+    batch_of = {label(m, b): b for b in args.batch for m in args.modes}
     for m, s in steps.items():  # warm-up (compilation)
         t0 = time.perf_counter()
         for _ in range(3):
@@ -86,13 +89,14 @@ def main() -> None:
     res = {"batch": args.batch, "threads": torch.get_num_threads(), "peaks": peaks, "load": os.getloadavg()[0], "modes": {}}
     fp32_peak = max(pk["fp32"] for pk in peaks)
     bf16_peak = max(pk["bf16"] for pk in peaks)
-    base = statistics.median(times[args.modes[0]])
+    first = next(iter(steps))
+    base = statistics.median(times[first]) / batch_of[first]  # ms per image
     for m in steps:
         ms = statistics.median(times[m])
-        gf = args.batch * STEP_FLOPS / (ms / 1000) / 1e9
-        res["modes"][m] = {"ms_per_step": round(ms, 3), "gflops": round(gf, 1), "vs_first": round(base / ms, 3)}
+        gf = batch_of[m] * STEP_FLOPS / (ms / 1000) / 1e9
+        res["modes"][m] = {"batch": batch_of[m], "ms_per_step": round(ms, 3), "gflops": round(gf, 1), "vs_first_per_image": round(base * batch_of[m] / ms, 3)}
         print(f"{m:>14}: {ms:7.2f} ms/step (median of {args.rounds})  {gf:6.1f} GFLOP/s = {100 * gf / fp32_peak:4.1f}% of fp32 peak {fp32_peak}, "
-              f"{100 * gf / bf16_peak:4.1f}% of bf16 peak {bf16_peak}  speed-up vs {args.modes[0]} {base / ms:.2f}x", flush=True)
+              f"{100 * gf / bf16_peak:4.1f}% of bf16 peak {bf16_peak}  images/s vs {first} {base * batch_of[m] / ms:.2f}x", flush=True)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
