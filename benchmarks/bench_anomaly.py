@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import aezoo  # noqa: E402
 from aezoo.data.core import build  # noqa: E402
 from aezoo.evaluate.anomaly import auroc_auprc, scores  # noqa: E402
+from aezoo.models.base import CodeGridModel  # noqa: E402
 from aezoo.nn.likelihoods import default_likelihood  # noqa: E402
 
 MEMBERS = ("ae", "vae", "denoising_ae", "vq_vae")
@@ -43,7 +44,7 @@ def _members(data, steps: int, iw: int, seed: int) -> dict[str, np.ndarray]:
         cfg = {"input_shape": tuple(data.input_shape)}
         if cls.likelihood_field:
             cfg[cls.likelihood_field] = default_likelihood(kind)[0]
-        if kind != "images" and cls.discrete_codes:
+        if kind != "images" and issubclass(cls, CodeGridModel):
             continue  # VQ members have convolutional code grids: images only
         torch.manual_seed(seed)
         model = aezoo.train(aezoo.create(name, **cfg), data, steps=steps, progress=False, seed=seed)

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 import aezoo
-from aezoo.commands.prior import fit_prior
 from aezoo.evaluate.rate import codec_points, model_points
-from aezoo.nn.priors import save_prior
+from aezoo.models.code_prior import save_prior
+from aezoo.run import fit_prior
 from aezoo.viz.rate import plot_rate_distortion
 
 

@@ -17,6 +17,7 @@ import torch
 import aezoo
 from aezoo.data import load
 from aezoo.evaluate.disentangle import disentanglement
+from aezoo.evaluate.likelihood import gaussian_latent_metrics
 from aezoo.registry import create
 
 
@@ -48,7 +49,7 @@ def main() -> None:
         aezoo.train(model, data, steps=args.steps, epochs=None, batch_size=args.batch_size, lr=1e-3, seed=args.seed, progress=False, report=False)
         seconds = time.perf_counter() - t0
         with torch.no_grad():
-            lik = model.eval_metrics(test.x, None, iw_samples=0)
+            lik = gaussian_latent_metrics(model, test.x, None, iw_samples=0)
             dis = disentanglement(model, data, "test", test.x, None, disentangle_samples=args.votes)
         rows.append((label, lik["neg_elbo"], lik["kl"], lik["active_units"], dis["mig"], dis["beta_vae_score"], dis["factor_vae_score"], seconds))
         print(f"done {label}: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -14,6 +14,7 @@ The first layer needs no grad input, so this is a slight overcount; we keep the 
 
     python benchmarks/bench_vae.py --epochs 3 --eval-at 3 --iw-samples 1000
     python benchmarks/bench_vae.py --epochs 10 --eval-at 3 10 --iw-samples 0
+    python benchmarks/bench_vae.py --amp --no-compile --batch-size 256 --lr 2e-3 --epochs 5 --eval-at 5 --iw-samples 0
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def time_nll_iw(model, data, k: int, limit: int | None = None, seed: int = 0) ->
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         t0, c0 = time.perf_counter(), time.process_time()
-        m = model.eval().eval_metrics(x, iw_samples=k)
+        m = gaussian_latent_metrics(model.eval(), x, iw_samples=k)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     # CPU time (all threads) next to wall time: other jobs share this machine's cores
     return {"iw_samples": k, "n": int(x.shape[0]), "nll_iw": round(m["nll_iw"], 3), "neg_elbo": round(m["neg_elbo"], 3), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "load_avg": round(os.getloadavg()[0], 1)}
@@ -72,6 +73,9 @@ def main() -> None:
     p.add_argument("--iw-samples", type=int, default=1000, help="K for nll_iw at the end (0: skip)")
     p.add_argument("--iw-limit", type=int, default=None, help="only the first N test images for nll_iw")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the training step")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False, help="bf16 autocast (the trainer's --amp)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -83,9 +87,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul peak {peak['peak_gflops']} GFLOP/s {peak['per_size']}", flush=True)
     print(f"training step: {STEP_FLOPS / 1e6:.2f} MFLOP per image", flush=True)
     data, model = build()
-    res: dict = {"peak": peak, "compile": args.compile, "epochs": [], "test": {}}
+    res: dict = {"peak": peak, "compile": args.compile, "amp": args.amp, "batch_size": args.batch_size, "lr": args.lr, "epochs": [], "test": {}}
     marks = sorted({e for e in args.eval_at if 1 <= e <= args.epochs} | {args.epochs})
-    opts = dict(batch_size=128, lr=1e-3, seed=args.seed, device="cpu", compile=args.compile, progress=False, report=False)
+    opts = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed, device="cpu", compile=args.compile, amp=args.amp, min_steps=0, progress=False, report=False)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         done = 0

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 import aezoo
-from aezoo.commands.prior import fit_prior
-from aezoo.nn.priors import save_prior
-from aezoo.run import finish_run
+from aezoo.models.base import CodeGridModel
+from aezoo.models.code_prior import save_prior
+from aezoo.run import finish_run, fit_prior
 
 
 def main():
@@ -52,7 +52,7 @@ def main():
         aezoo.train(model, data, out=out, epochs=args.epochs, batch_size=128, lr=1e-3, progress=False, report=False)
         t_train = time.perf_counter() - t0
         t_prior = None
-        if hasattr(model, "code_grids"):
+        if isinstance(model, CodeGridModel):
             t0 = time.perf_counter()
             prior, _ = fit_prior(model, data, width=64, layers=2, heads=4, dropout=0.1, epochs=args.prior_epochs, batch_size=128, lr=1e-3, progress=False)
             t_prior = time.perf_counter() - t0

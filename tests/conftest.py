@@ -18,5 +18,5 @@ def tiny_batch(model, n: int = 6):
     x = torch.rand(n, *model.config.input_shape)
     y = None
     if model.needs_labels:
-        y = torch.arange(n) % model.config.num_classes
+        y = torch.arange(n) % model.num_classes
     return x, y

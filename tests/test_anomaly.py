@@ -9,7 +9,8 @@ import torch
 
 import aezoo
 from aezoo.evaluate.anomaly import auroc_auprc, score_kinds, scores
-from aezoo.nn.priors import CodePrior, CodePriorConfig, attach_prior, code_metrics
+from aezoo.models.code_prior import attach_prior, code_metrics
+from aezoo.nn.priors import CodePrior, CodePriorConfig
 
 from test_cli import run
 

@@ -43,6 +43,7 @@ def vae_run(tmp_path_factory):
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
+    assert "(generative, CodeGridModel)" in out  # the capabilities each declares (models/base.py)
     for name in aezoo.list_models():
         assert name in out
 

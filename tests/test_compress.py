@@ -12,7 +12,7 @@ import torch
 
 import aezoo
 from aezoo.cli import main
-from aezoo.commands.prior import fit_prior
+from aezoo.run import fit_prior
 from aezoo.compress import code_grids, decode_grids, decompress_codes, file_bits, read_header
 from aezoo.compress.coder import THREADS
 

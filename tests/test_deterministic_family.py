@@ -9,11 +9,11 @@ from aezoo.data import from_arrays
 from aezoo.errors import ConfigError
 from aezoo.evaluate import evaluate
 from aezoo.models.ae import reconstruction_loss
-from aezoo.models.contractive_ae import exact_jacobian_fro2, hutchinson_jacobian_fro2
 from aezoo.models.k_sparse_ae import keep_topk
-from aezoo.models.linear_ae import pca_basis, pca_reconstruction_mse, principal_angles_deg
 from aezoo.models.sparse_ae import sparsity_kl
 from aezoo.nn import corruption
+from aezoo.nn.jacobian import exact_jacobian_fro2, hutchinson_jacobian_fro2
+from aezoo.nn.pca import pca_basis, pca_reconstruction_mse, principal_angles_deg
 
 SHAPE = (1, 4, 5)  # 20 input dimensions
 

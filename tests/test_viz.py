@@ -9,7 +9,8 @@ from PIL import Image
 import aezoo
 from aezoo.cli import main
 from aezoo.data import from_arrays
-from aezoo.models.base import Autoencoder, ModelConfig
+from aezoo.models.base import ConditionalModel, LatentVariableModel, ModelConfig
+from aezoo.nn.distributions import DiagonalGaussian, standard_normal_log_prob
 from aezoo.registry import get, list_models
 from aezoo.viz import latent
 from aezoo.viz.figures import FIGURES, labelled_grid_size
@@ -137,19 +138,30 @@ def test_tsne_is_an_option(runs, tmp_path):
     assert png_size(tmp_path / "t.png") == (560, 460)
 
 
-class ToyConditional(Autoencoder):
-    """Unregistered stand-in for a conditional generative model: decode(z, y) with a one-hot y."""
+class ToyConditional(ConditionalModel, LatentVariableModel):
+    """Unregistered stand-in for a conditional generative model with a Gaussian latent: decode(z, y)
+    with a one-hot y, q(z|x, y) of unit variance."""
 
     generative = True
-    needs_labels = True
 
     def __init__(self, k=3):
         super().__init__(ModelConfig(input_shape=(1, 8, 8), latent_dim=2))
         self.k, self.enc, self.dec = k, torch.nn.Linear(64 + k, 2), torch.nn.Linear(2 + k, 64)
 
-    def prior_log_prob(self, z):
-        from aezoo.nn.distributions import standard_normal_log_prob
+    @property
+    def num_classes(self):
+        return self.k
 
+    def posterior(self, x, y=None):
+        mu = self.encode(x, y)
+        return DiagonalGaussian(mu, torch.zeros_like(mu))
+
+    def log_likelihood(self, z, x, y=None):
+        k, b = z.shape[:2]
+        x_hat = self.decode(z.reshape(k * b, -1), y.repeat(k)).view(k, b, -1)
+        return torch.distributions.Bernoulli(probs=x_hat.clamp(1e-6, 1 - 1e-6)).log_prob(x.flatten(1).round()).sum(-1)
+
+    def prior_log_prob(self, z):
         return standard_normal_log_prob(z)
 
     def encode(self, x, y=None):

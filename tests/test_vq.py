@@ -8,8 +8,9 @@ import torch
 
 import aezoo
 from aezoo.cli import main
-from aezoo.commands.prior import fit_prior
-from aezoo.nn.priors import CodePrior, CodePriorConfig, save_prior
+from aezoo.run import fit_prior
+from aezoo.models.code_prior import save_prior
+from aezoo.nn.priors import CodePrior, CodePriorConfig
 from aezoo.nn.quantizer import VectorQuantizer, nearest_code
 from aezoo.train.checkpoint import load_model
 

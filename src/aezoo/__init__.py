@@ -14,10 +14,9 @@
 from . import data
 from .errors import AezooError, CheckpointError, ConfigError, DataError, NotSupportedError, TrainingError
 from .evaluate import evaluate
-from .evaluate.anomaly import score
 from .compress import compress, decompress
 from .registry import create, list_models, register
-from .run import train
+from .run import score, train
 from .search import index, load_index
 from .train.checkpoint import load_model as load
 

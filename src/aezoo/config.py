@@ -108,9 +108,25 @@ def coerce(name: str, tp, value: Any) -> Any:
     return value
 
 
+def drop_retired(cls, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the fields dataclass ``cls`` no longer has (``cls.retired``: name -> the one
+    value it could hold then), so that run folders written before still load. A retired field with
+    another value is an error naming it: that run needs the field, which no longer exists."""
+    import json
+
+    retired = getattr(cls, "retired", {})
+    out = dict(values)
+    for name in set(retired) & set(values):
+        if json.dumps(out.pop(name)) != json.dumps(retired[name]):
+            raise ConfigError(f"config field {name!r} of {cls.__qualname__} was removed (it could only be {retired[name]!r}), "
+                              f"got {values[name]!r}: leave it out (a run folder recording this value needs retraining)")
+    return out
+
+
 def coerce_fields(cls, values: dict[str, Any]) -> dict[str, Any]:
     """Check names and types of ``values`` against dataclass ``cls`` (before everything it needs
     is known, e.g. before the data gives input_shape)."""
+    values = drop_retired(cls, values)
     known = fields_of(cls)
     unknown = sorted(set(values) - set(known))
     if unknown:

@@ -67,3 +67,69 @@ def finish_run(run: Path, model, data, iw_samples: int = 100, raw: bool = False)
     ckpt.write_json(run / "eval.json", metrics)
     build_report(run, model=model, data=data)
     return metrics
+
+
+def fit_prior(model, data, *, width: int = 128, layers: int = 4, heads: int = 4, dropout: float = 0.1, **train_options: Any):
+    """The second stage of a ``CodeGridModel`` (what ``aezoo train-prior`` runs): encode ``data`` to code
+    grids, fit a ``CodePrior`` over them with the training loop, and attach it to ``model``.
+    ``train_options`` go to ``aezoo.train.fit`` (epochs, batch_size, lr, device, seed, progress).
+    Returns the prior and the dataset of codes it was fitted on."""
+    from .data.core import Dataset, Split
+    from .errors import NotSupportedError
+    from .models.base import CodeGridModel
+    from .models.code_prior import attach_prior, flat_code_grids, prior_config
+    from .nn.priors import CodePrior
+    from .train import fit
+
+    if not isinstance(model, CodeGridModel):
+        raise NotSupportedError(f"model {model.name!r} has no discrete codes to fit a prior to")
+    model.eval()
+    splits = {name: Split(flat_code_grids(model, part.x)) for name in ("train", "val", "test") if (part := data.split(name)) is not None}
+    codes = Dataset(name=f"{data.name}-codes", source=f"codes of {data.name}", **splits)
+    prior = CodePrior(prior_config(model, width=width, layers=layers, heads=heads, dropout=dropout))
+    fit(prior, codes, out=None, **train_options)
+    prior.eval()
+    attach_prior(model, prior)
+    return prior, codes
+
+
+def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samples: int = 100, seed: int = 0, device: str = "auto"):
+    """Anomaly scores (issue 18) of ``split`` (``"all"``: every row) under a trained run: a run folder, or
+    a loaded model with a Dataset. ``data``: None for the run's own dataset, a Dataset, or a name/path
+    loaded through the run's own preprocessing (per-feature scaling, one-hot columns, imputed values).
+    Returns ``evaluate.anomaly.Scores`` (``values``, ``index``, ``labels``, ``csv()``)."""
+    from .data import Dataset
+    from .errors import DataError
+    from .evaluate.anomaly import score_split
+
+    if isinstance(run, (str, Path)):
+        from .data.recorded import data_of_run
+        from .data.scaling import load_for_run
+        from .train.trainer import pick_device
+
+        meta = ckpt.run_meta(run)
+        model = ckpt.load_model(run, pick_device(device))
+        if data is None:
+            data = data_of_run(meta)
+        elif not isinstance(data, Dataset):
+            data = load_for_run(str(data), meta)
+    else:
+        model = run
+        if not isinstance(data, Dataset):
+            raise DataError("aezoo.score(model, data): give the Dataset the model scores (or a run folder instead of a model)")
+    return score_split(model, data, split, by, iw_samples=iw_samples, seed=seed)
+
+
+def save_scores(run: str | Path, scores) -> Path:
+    """``RUN/scores.npz`` (atomic), which the report's anomaly section reads."""
+    import io
+
+    import numpy as np
+
+    from .evaluate.anomaly import SCORES_FILE
+
+    buf = io.BytesIO()
+    np.savez(buf, **scores.for_report())
+    path = Path(run) / SCORES_FILE
+    ckpt.atomic_write(path, buf.getvalue())
+    return path

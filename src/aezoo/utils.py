@@ -1,4 +1,5 @@
-"""Small helpers used by more than one part of aezoo: optional dependencies, fingerprints of weights."""
+"""Small helpers used by more than one part of aezoo: optional dependencies, fingerprints of weights,
+whether bf16 pays on a device."""
 from __future__ import annotations
 
 import hashlib
@@ -31,3 +32,16 @@ def weights_hash(*modules: torch.nn.Module | None) -> str:
             h.update(f"{i}:{name}:{t.dtype}:{tuple(t.shape)};".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def bf16_pays(device: torch.device | str) -> bool:
+    """Whether bf16 matmuls run natively, hence faster than fp32, on ``device``: a CUDA GPU with bf16,
+    or a CPU with AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated and slower than fp32
+    (benchmarks/README.md, issue 16)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so probed: absent means no
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)

@@ -78,7 +78,7 @@ def load_run(run_dir: str, device: str = "auto", raw: bool = False):
 
 def run_data(args, meta):
     """The data named by --data, or else the run's own dataset with its preprocessing."""
-    from ..viz.report import data_of_run
+    from ..data.recorded import data_of_run
 
     if getattr(args, "data", None):
         # new data goes through the run's own preprocessing: its per-feature scaling, imputed values,

@@ -35,8 +35,8 @@ def read(args, model, run_meta: dict | None) -> tuple[torch.Tensor, list[str], t
         if scaling is not None:  # rows of a vector run go through its own per-feature scaling (issue 18)
             x = scaling.apply(x.numpy(), ", ".join(args.inputs))
         return x, names, None
+    from ..data.recorded import data_of_run
     from ..data.scaling import load_for_run
-    from ..viz.report import data_of_run
 
     if args.data == "run":
         if not run_meta:

@@ -17,11 +17,14 @@ from ._common import add_data_args, add_scaled_arg, add_weights_arg, load_data, 
 
 @command("models", help="list the registered models")
 def models(args):
+    from ..models.base import capabilities
     from ..registry import get, list_models
 
     for name in list_models():
-        doc = (sys.modules[get(name).__module__].__doc__ or "").strip().splitlines()
-        print(f"{name:16s} {doc[0] if doc else ''}")
+        cls = get(name)
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        can = (["generative"] if cls.generative else []) + capabilities(cls)
+        print(f"{name:16s} {doc[0] if doc else ''}" + (f"\n{'':16s} ({', '.join(can)})" if can else ""))
 
 
 @command("datasets", help="list the named datasets")
@@ -124,11 +127,10 @@ def train_cmd(args):
         opts["compile"] = True
     opts["progress"] = not args.quiet
     opts["report"] = not args.no_report
-    model_cfg.setdefault("input_shape", list(data.input_shape))
     if cls.likelihood_field is not None:
         _say_likelihood(cls, model_cfg, data, resume)
-    if cls.needs_labels and data.num_classes:
-        model_cfg.setdefault("num_classes", data.num_classes)
+    for key, value in cls.config_from_data(data).items():  # input_shape; num_classes for conditional models
+        model_cfg.setdefault(key, value)
     torch.manual_seed(opts.get("seed", 0))
     model = create(args.model, **model_cfg)
     result = run_training(model, data, out=out, resume=resume, **opts)
@@ -205,19 +207,16 @@ def _sample_cmd_args(p):
 
 @command("sample", help="draw samples from a generative model's prior", args=_sample_cmd_args)
 def sample_cmd(args):
-    import inspect
-
     _check_n(args.n)
     model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     torch.manual_seed(args.seed)
     kwargs = {}
-    params = inspect.signature(model.sample).parameters
     if args.temperature != 1.0:
-        if "temperature" not in params:
+        if "temperature" not in model.sample_options:
             raise ConfigError(f"model {model.name!r} has no sampling temperature")
         kwargs["temperature"] = args.temperature
     if args.like:
-        if "like" not in params:
+        if "like" not in model.sample_options:
             raise ConfigError(f"model {model.name!r} cannot keep the style of given inputs (--like)")
         from ..data.readers import read_array_file
 
@@ -226,7 +225,7 @@ def sample_cmd(args):
         kwargs["like"] = torch.as_tensor(np.asarray(x), dtype=torch.float32).to(model.device)
     y = None
     if args.label is not None:
-        if not getattr(model, "needs_labels", False):
+        if not model.needs_labels:
             raise ConfigError(f"model {model.name!r} is not conditional: --label does not apply")
         y = torch.full((args.n,), args.label, dtype=torch.long, device=model.device)
     with torch.no_grad():

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from ..cli import command
-from ..errors import NotSupportedError
 from ._common import add_data_args, load_run, run_data
 
 
@@ -31,48 +30,11 @@ def _args(p):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-@torch.no_grad()
-def encode_codes(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Inputs (N, ...) -> their code grids flattened and concatenated, coarsest first: (N, L) int64."""
-    out = []
-    for i in range(0, x.shape[0], batch_size):
-        grids = model.code_grids(x[i : i + batch_size].to(model.device))
-        out.append(torch.cat([g.flatten(1) for g in grids], 1).cpu())
-    return torch.cat(out)
-
-
-def fit_prior(model, data, *, width=128, layers=4, heads=4, dropout=0.1, **train_options):
-    """Fit a ``CodePrior`` over ``model``'s code grids of ``data`` and attach it to ``model``.
-    ``train_options`` go to ``aezoo.train`` (epochs, batch_size, lr, device, seed, progress)."""
-    from ..config import build
-    from ..data.core import Dataset, Split
-    from ..nn.priors import CodePrior, CodePriorConfig, attach_prior
-    from ..train import fit
-
-    if not hasattr(model, "code_grids"):
-        raise NotSupportedError(f"model {model.name!r} has no discrete codes to fit a prior to")
-    model.eval()
-    splits = {name: Split(encode_codes(model, part.x)) for name in ("train", "val", "test") if (part := data.split(name)) is not None}
-    codes = Dataset(name=f"{data.name}-codes", source=f"codes of {data.name}", **splits)
-    grids = [g[0] for g in model.code_grids(data.train.x[:1].to(model.device))]
-    cfg = build(CodePriorConfig, {
-        "heights": [g.shape[0] for g in grids],
-        "widths": [g.shape[1] for g in grids],
-        "num_codes": [q.num_codes for q in model.quantizers],
-        "width": width, "layers": layers, "heads": heads, "dropout": dropout,
-    })
-    prior = CodePrior(cfg)
-    fit(prior, codes, out=None, **train_options)
-    prior.eval()
-    attach_prior(model, prior)
-    return prior, codes
-
-
 @command("train-prior", help="fit the autoregressive prior over a VQ run's code grids (second stage)", args=_args)
 def train_prior_cmd(args):
     from ..config import to_dict
-    from ..nn.priors import PRIOR_CONFIG, save_prior
-    from ..run import finish_run
+    from ..models.code_prior import PRIOR_CONFIG, save_prior
+    from ..run import finish_run, fit_prior
 
     run = Path(args.run_dir)
     model, meta = load_run(args.run_dir, args.device)

@@ -25,12 +25,14 @@ def _setup(p):
     p.add_argument("--out", required=True, help="FILE.png (figure) or FILE.npy (rollouts, shape (S, n, N, *frame))")
 
 
-@command("rollout", help="observe T0 frames of sequences and roll a sequence model (td_vae) forward", args=_setup)
+@command("rollout", help="observe T0 frames of sequences and roll a sequence model forward", args=_setup)
 def rollout_cmd(args):
     from ..viz.sequences import draw_rollouts
 
     model, meta = load_run(args.run_dir, args.device)
-    if not hasattr(model, "rollout"):
+    from ..models.base import SequenceModel
+
+    if not isinstance(model, SequenceModel):
         raise NotSupportedError(f"model {model.name!r} does not model sequences: it has no rollout")
     data = run_data(args, meta)
     part = data.split(args.split)

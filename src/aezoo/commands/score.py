@@ -27,7 +27,7 @@ def _score_args(p):
 
 @command("score", help="anomaly score of every example of a split (higher: less like the training data)", args=_score_args)
 def score_cmd(args):
-    from ..evaluate.anomaly import score
+    from ..run import save_scores, score
     from ..train.checkpoint import atomic_write
     from ..viz.report import build_report
 
@@ -43,5 +43,5 @@ def score_cmd(args):
     print(f"wrote {out}: {len(s)} {args.split} examples of {data.name} scored by {s.kind} ({s.column}: "
           f"median {float(sorted(v)[len(v) // 2]):.4g}, max {float(v.max()):.4g})")
     if not args.no_report:
-        s.save_for_report(args.run_dir)
+        save_scores(args.run_dir, s)
         print(f"report: {build_report(args.run_dir, model=model)}", file=sys.stderr)

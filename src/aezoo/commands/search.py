@@ -119,7 +119,7 @@ def _short(name: str) -> str:
 def _grid(index, x, labels, hits, names, class_names, out):
     """Each query beside its hits, read back from the data the index records."""
     from ..search import split_inputs
-    from ..viz.report import data_of_run
+    from ..data.recorded import data_of_run
     from ..viz.search import hits_grid
 
     desc = index.manifest.get("data")

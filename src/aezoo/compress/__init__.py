@@ -1,4 +1,4 @@
-"""Compression with a model's codes: the code grids of a VQ model (``discrete_codes``), entropy-coded
+"""Compression with a model's codes: the code grids of a VQ model (a ``CodeGridModel``), entropy-coded
 with the run's trained prior (``aezoo train-prior``) into an ``.aez`` file that decodes bit-exactly.
 
     blob = aezoo.compress(model, x)            # bytes: header + range-coded codes
@@ -29,8 +29,12 @@ __all__ = ["CHUNK", "check_model", "compress", "decompress", "decompress_codes",
 
 def check_model(model) -> None:
     """One-line errors unless ``model`` can entropy-code its codes: discrete codes and a trained prior."""
-    if not model.discrete_codes:
-        raise NotSupportedError(f"model {model.name!r} has continuous codes; compression entropy-codes discrete code grids (vq_vae, vq_vae2)")
+    from ..models.base import CodeGridModel
+    from ..registry import get, list_models
+
+    if not isinstance(model, CodeGridModel):
+        grid_models = ", ".join(n for n in list_models() if issubclass(get(n), CodeGridModel))
+        raise NotSupportedError(f"model {model.name!r} has continuous codes; compression entropy-codes discrete code grids ({grid_models})")
     if model.prior is None:
         raise NotSupportedError(f"model {model.name!r} compresses with the prior over its codes and none is trained: run `aezoo train-prior RUN_DIR` first")
 

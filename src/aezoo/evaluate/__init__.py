@@ -2,9 +2,11 @@
 prints). Three layers, none branching on model names:
 
 1. metrics every model has (``recon_mse``);
-2. the model's own ``eval_metrics`` hook (likelihood bounds, codebook usage, ...);
-3. registered generic metrics (``@metric``) that decide for themselves whether they apply (for
-   example, representation probes need labels), returning ``None`` to skip.
+2. the model's own ``eval_metrics`` hook (codebook usage, rollouts, ...);
+3. registered generic metrics (``@metric``) that decide for themselves whether they apply, by the
+   capabilities the model declares (``models/base.py``: likelihood bounds for a
+   ``LatentVariableModel``, PSNR under the training corruption for a ``DenoisingModel``) or by the
+   data (representation probes need labels), returning ``None`` to skip.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 1000, seed: int
         out.update(model.eval_metrics(x, y, iw_samples=iw_samples, **options))
         _load_generic_metrics()
         for name, fn in METRICS.items():
-            extra = fn(model, data, split, x, y, **options)
+            extra = fn(model, data, split, x, y, iw_samples=iw_samples, **options)
             if extra:
                 out.update(extra)
     return out

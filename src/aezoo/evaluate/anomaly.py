@@ -17,7 +17,6 @@ the precision-recall curve) of scikit-learn.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,8 +30,10 @@ COLUMN = {"recon": "recon_mse", "elbo": "neg_elbo", "nll_iw": "nll_iw", "prior_n
 
 def score_kinds(model) -> list[str]:
     """The kinds ``model`` can score by now, its default first (``prior_nll`` needs a trained prior)."""
+    from ..models.base import CodeGridModel
+
     kinds = list(model.score_kinds)
-    if "prior_nll" in kinds and (not model.discrete_codes or model.prior is None):
+    if "prior_nll" in kinds and (not isinstance(model, CodeGridModel) or model.prior is None):
         kinds.remove("prior_nll")
     return kinds
 
@@ -83,7 +84,7 @@ def scores(model, x: torch.Tensor, y: torch.Tensor | None = None, by: str | None
     if by not in KINDS:
         raise ConfigError(f"--by must be one of {', '.join(KINDS)}, got {by!r}")
     if by not in kinds:
-        hint = "; train a prior first: aezoo train-prior RUN" if by == "prior_nll" and model.discrete_codes else ""
+        hint = "; train a prior first: aezoo train-prior RUN" if by == "prior_nll" and "prior_nll" in model.score_kinds else ""
         raise ConfigError(f"model {model.name!r} cannot score by {by!r}: it offers {', '.join(kinds)}{hint}")
     if by == "nll_iw" and iw_samples < 1:
         raise ConfigError(f"nll_iw needs iw_samples >= 1, got {iw_samples}")
@@ -189,13 +190,9 @@ class Scores:
             lines.append(",".join(row))
         return "\n".join(lines) + "\n"
 
-    def save_for_report(self, run_dir) -> None:
-        """``RUN/scores.npz``: every score and label, and the inputs of the most and least anomalous."""
-        import io
-
+    def for_report(self) -> dict[str, Any]:
+        """What ``RUN/scores.npz`` holds: every score and label, and the inputs of the most and least anomalous."""
         import numpy as np
-
-        from ..train.checkpoint import atomic_write
 
         order = np.argsort(-self.values, kind="stable")  # most anomalous first
         top, bottom = order[:N_EXAMPLES], order[::-1][:N_EXAMPLES]
@@ -203,42 +200,17 @@ class Scores:
                   "top": top, "bottom": bottom, "x_top": self._x[top], "x_bottom": self._x[bottom]}
         if self.labels is not None:
             arrays["labels"] = self.labels
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write(Path(run_dir) / SCORES_FILE, buf.getvalue())
+        return arrays
 
 
 def _csv_cell(v: str) -> str:
     return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
 
 
-def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samples: int = 100, seed: int = 0,
-          device: str = "auto") -> Scores:
-    """Anomaly scores of ``split`` of ``data`` under a trained run (a run folder, or a loaded model
-    with a Dataset). ``data``: None for the run's own dataset, a Dataset, or a name/path loaded through
-    the run's own preprocessing (its per-feature scaling, one-hot columns, imputed values)."""
+def score_split(model, data, split: str = "test", by: str | None = None, *, iw_samples: int = 100, seed: int = 0) -> Scores:
+    """Anomaly scores of ``split`` of ``data`` (``"all"``: every row, in source order) under ``model``."""
     import numpy as np
 
-    from ..data import Dataset
-
-    if isinstance(run, (str, Path)):
-        from ..train.checkpoint import load_model, run_meta
-        from ..train.trainer import pick_device
-
-        meta = run_meta(run)
-        model = load_model(run, pick_device(device))
-        if data is None:
-            from ..viz.report import data_of_run
-
-            data = data_of_run(meta)
-        elif not isinstance(data, Dataset):
-            from ..data.scaling import load_for_run
-
-            data = load_for_run(str(data), meta)
-    else:
-        model = run
-        if not isinstance(data, Dataset):
-            raise DataError("aezoo.score(model, data): give the Dataset the model scores (or a run folder instead of a model)")
     part = _all_rows(data) if split == "all" else data.split(split)
     if part is None or len(part) == 0:
         raise DataError(f"dataset {data.name!r} has no {split!r} split")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.base import ConditionalModel
 from ..nn.nets import ConvEncoder, MLPEncoder
 from . import metric
 
@@ -70,9 +71,9 @@ def fidelity(model, data, split, x, y, seed: int = 0, classifier_steps: int = CL
     """For conditional generative models on labelled data: ``class_fidelity`` (and per class) and the
     judge's own accuracy on this split's real inputs, ``fidelity_classifier_acc``."""
     train = data.train
-    if not (model.generative and model.needs_labels) or y is None or train.y is None or classifier_steps <= 0:
+    if not (model.generative and isinstance(model, ConditionalModel)) or y is None or train.y is None or classifier_steps <= 0:
         return None
-    k = int(model.config.num_classes)
+    k = model.num_classes
     dev = model.device
     clf = train_classifier(train.x.to(dev), train.y.to(dev), k, classifier_steps, seed=seed)
     acc = float((predict(clf, x) == y).float().mean())

@@ -145,7 +145,9 @@ def rate_distortion_table(model, x: torch.Tensor, qualities=QUALITIES) -> dict[s
 @metric("rate_distortion")
 def rate_distortion_metric(model, data, split, x, y, rate_distortion: int | bool = 0, **_: Any):
     """With ``rate_distortion=N`` (eval's ``--rate-distortion [N]``): ``rd_*`` keys on the first N inputs."""
-    if not rate_distortion or not model.discrete_codes or not is_image_batch(x):
+    from ..models.base import CodeGridModel
+
+    if not rate_distortion or not isinstance(model, CodeGridModel) or not is_image_batch(x):
         return None
     n = EVAL_IMAGES if rate_distortion is True else int(rate_distortion)
     rd = rate_distortion_table(model, x[:n])

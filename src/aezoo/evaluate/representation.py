@@ -3,7 +3,7 @@
 representation quality on labelled data (``probe_acc``, ``knn_precision_at_10``: leave-one-out search
 within the split, with ``aezoo.search``'s exact neighbours; ``--retrieval`` adds index-based search
 metrics, ``evaluate/retrieval.py``); plus the linear
-AE's PCA comparison for models that offer ``pca_subspace_metrics``.
+AE's PCA comparison for models that declare ``LinearSubspaceModel``.
 
 Codes of any latent shape are flattened to (N, D). PSNR assumes inputs in [0, 1] (peak 1) and is
 computed from the mean squared error over the whole split.
@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.base import CodeGridModel, DenoisingModel, LinearSubspaceModel
 from ..nn.corruption import parse
+from ..nn.jacobian import exact_jacobian_fro2, hutchinson_jacobian_fro2
+from ..nn.pca import pca_basis, pca_reconstruction_mse
 from . import encode_batched, metric, reconstruct_batched
 
 PROBE_TRAIN = 2000  # training codes for the logistic-regression probe (a subsample, for speed)
@@ -54,9 +57,7 @@ def jacobian_fro(model, data, split, x, y, jacobian_samples: int = JACOBIAN_SAMP
     Applies to vector codes of single inputs: skipped for code grids (discrete codes, where the
     Jacobian of a nearest-neighbour lookup says nothing), sequences, and encoders autograd cannot
     differentiate."""
-    from ..models.contractive_ae import exact_jacobian_fro2, hutchinson_jacobian_fro2
-
-    if model.needs_labels or model.discrete_codes or jacobian_samples <= 0 or len(model.latent_shape) != 1 or x.dim() > 4:
+    if model.needs_labels or isinstance(model, CodeGridModel) or jacobian_samples <= 0 or len(model.latent_shape) != 1 or x.dim() > 4:
         return None
     f = lambda xb: model.encode(xb).flatten(1)  # noqa: E731
     xs = x[:jacobian_samples]
@@ -82,11 +83,14 @@ def denoising_metrics(model, x, y, q, seed: int = 0) -> dict[str, Any]:
 
 @metric("denoising")
 def denoising(model, data, split, x, y, corrupt: str | None = None, seed: int = 0, **_: Any):
-    """With ``corrupt`` ("mask:0.5", ...): PSNR of the corrupted inputs and of the model's
-    reconstructions of them, both against the clean inputs."""
-    if not corrupt:
-        return None
-    return denoising_metrics(model, x, y, parse(corrupt), seed)
+    """PSNR of corrupted inputs and of the model's reconstructions of them, both against the clean
+    inputs: under ``corrupt`` ("mask:0.5", ..., ``aezoo eval --corrupt``) for any model, else under a
+    ``DenoisingModel``'s training corruption."""
+    if corrupt:
+        return denoising_metrics(model, x, y, parse(corrupt), seed)
+    if isinstance(model, DenoisingModel):
+        return denoising_metrics(model, x, y, model.corruption, seed)
+    return None
 
 
 @metric("probe")
@@ -137,12 +141,10 @@ def pca_subspace(model, data, split, x, y, **_: Any):
     has units (fitted on the train split): below 1, the code beats the linear baseline (Hinton &
     Salakhutdinov 2006). For vector codes narrower than inputs of at most ``PCA_MAX_DIM`` dimensions
     (the fit is a d x d eigendecomposition); the linear AE adds its principal angles to the PCA subspace."""
-    from ..models.linear_ae import pca_basis, pca_reconstruction_mse
-
-    if hasattr(model, "pca_subspace_metrics"):
+    if isinstance(model, LinearSubspaceModel):
         return model.pca_subspace_metrics(data.train.x.to(model.device), x)
     k = model.latent_shape[0] if len(model.latent_shape) == 1 else 0
-    if model.needs_labels or model.discrete_codes or x.dim() > 4 or not 1 <= k < x[0].numel() or x[0].numel() > PCA_MAX_DIM:
+    if model.needs_labels or isinstance(model, CodeGridModel) or x.dim() > 4 or not 1 <= k < x[0].numel() or x[0].numel() > PCA_MAX_DIM:
         return None
     mean, basis = pca_basis(data.train.x, k)
     pca_mse = pca_reconstruction_mse(x.cpu(), mean, basis)

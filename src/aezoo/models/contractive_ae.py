@@ -19,33 +19,11 @@ import torch
 from torch import nn
 
 from ..config import check
+from ..nn.jacobian import exact_jacobian_fro2, hutchinson_jacobian_fro2
 from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
 from .base import Autoencoder, Claim, ModelConfig, ModelOutput
-
-
-def exact_jacobian_fro2(f, x: torch.Tensor) -> torch.Tensor:
-    """(B,) ||J_f(x_b)||_F^2 for a batched map f: (B, *in) -> (B, D), through torch.func (exact)."""
-    from torch.func import jacfwd, jacrev, vmap
-
-    def single(xi):
-        return f(xi.unsqueeze(0)).squeeze(0)  # (D,)
-
-    d_out = f(x[:1]).shape[-1]
-    jac = jacrev if d_out <= x[0].numel() else jacfwd  # fewer passes: one per output or per input
-    return vmap(jac(single))(x).pow(2).flatten(1).sum(1)
-
-
-def hutchinson_jacobian_fro2(f, x: torch.Tensor, samples: int = 1, create_graph: bool = True) -> torch.Tensor:
-    """(B,) unbiased estimate of ||J_f(x_b)||_F^2 = E_u ||J^T u||^2, differentiable in f's parameters.
-    The ``samples`` probes run as one batch of samples * B rows (one vector-Jacobian product)."""
-    b = x.shape[0]
-    x_rep = x.detach().repeat(samples, *([1] * (x.dim() - 1))).requires_grad_(True)  # (S*B, *in)
-    h = f(x_rep)
-    u = torch.randn_like(h)
-    (jt_u,) = torch.autograd.grad(h, x_rep, u, create_graph=create_graph)  # (S*B, *in)
-    return jt_u.pow(2).flatten(1).sum(1).view(samples, b).mean(0)
 
 
 @dataclass

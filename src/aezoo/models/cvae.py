@@ -30,7 +30,7 @@ from ..errors import ConfigError, DataError
 from ..nn.distributions import DiagonalGaussian
 from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
-from .base import Claim
+from .base import Claim, ConditionalModel
 from .vae import VAE, VAEConfig
 
 
@@ -45,9 +45,9 @@ class CVAEConfig(VAEConfig):
 
 
 @register("cvae")
-class CVAE(VAE):
+class CVAE(ConditionalModel, VAE):
     Config = CVAEConfig
-    needs_labels = True
+    sample_options = ("like",)
     claims = (Claim("Sohn, Lee & Yan 2015",
                     "The label y decides the class of a sample: a classifier trained on real data finds the asked class in "
                     "nearly all samples (class_fidelity), and decoding an input's code with another label keeps its style.",
@@ -115,9 +115,3 @@ class CVAE(VAE):
             x = x[torch.arange(n, device=dev) % x.shape[0]]  # cycle the given inputs to n
             z = self.posterior(x, self.infer_label(x)).mu
         return self.decode(z, y)
-
-    def eval_metrics(self, x, y=None, **options):
-        out = super().eval_metrics(x, y, **options)
-        if "nll_iw" in out:  # every bound here is conditional: -log p(x|y)
-            out["cond_nll_iw"] = out.pop("nll_iw")
-        return out

@@ -10,7 +10,7 @@ the inputs set to 0), isotropic Gaussian noise (sigma) or salt-and-pepper noise 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
@@ -19,7 +19,7 @@ from ..nn.corruption import Corruption
 from ..nn.nets import ACTIVATIONS, activation, decoder_for, encoder_for
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, DenoisingModel, ModelConfig, ModelOutput
 
 
 @dataclass
@@ -40,7 +40,7 @@ class DenoisingAEConfig(ModelConfig):
 
 
 @register("denoising_ae")
-class DenoisingAE(Autoencoder):
+class DenoisingAE(DenoisingModel):
     Config = DenoisingAEConfig
     claims = (Claim("Vincent et al. 2008",
                     "Trained to undo its corruption ({corruption}), it maps corrupted test inputs closer to the clean ones "
@@ -53,7 +53,7 @@ class DenoisingAE(Autoencoder):
         self.encoder = encoder_for(c)
         self.code_act = activation(c.code_activation)
         self.decoder = decoder_for(c)
-        # figures and evaluation find the training corruption through this attribute
+        # the training corruption, declared by DenoisingModel: evaluation and the denoising figure apply it
         self.corruption = Corruption(c.corruption, c.sigma if c.corruption == "gaussian" else c.p)
 
     def encode(self, x, y=None):
@@ -71,10 +71,3 @@ class DenoisingAE(Autoencoder):
         recon = reconstruction_loss(self.config.loss, out, x_rep).mean()  # = mean over B of the mean over L
         b = x.shape[0]
         return ModelOutput(loss=recon, terms={"recon": recon}, x_hat=output_mean(self.config.loss, out[:b]), z=z[:b])
-
-    def eval_metrics(self, x, y=None, seed: int = 0, **options: Any) -> dict[str, Any]:
-        """PSNR of inputs corrupted by the training corruption and of their reconstructions (``aezoo eval
-        --corrupt`` replaces the corruption)."""
-        from ..evaluate.representation import denoising_metrics
-
-        return denoising_metrics(self, x, y, self.corruption, seed)

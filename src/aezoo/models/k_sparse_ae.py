@@ -21,7 +21,7 @@ from ..config import check
 from ..nn.nets import decoder_for, encoder_for, unit_responses
 from ..registry import register
 from .ae import reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, ModelConfig, ModelOutput, UnitFilterModel
 
 
 def keep_topk(a: torch.Tensor, k: int, among: torch.Tensor | None = None) -> torch.Tensor:
@@ -62,9 +62,9 @@ class KSparseAEConfig(ModelConfig):
 
 
 @register("k_sparse_ae")
-class KSparseAE(Autoencoder):
+class KSparseAE(UnitFilterModel):
     Config = KSparseAEConfig
-    tiny = {**Autoencoder.tiny, "latent_dim": 12, "k": 3, "k_start": 6}
+    tiny = {**UnitFilterModel.tiny, "latent_dim": 12, "k": 3, "k_start": 6}
     claims = (Claim("Makhzani & Frey 2013",
                     "Every code keeps exactly k = {k} of its {latent_dim} units (alpha k at encode) and still reconstructs the input.",
                     ("code_l0", "dead_units", "recon_mse"), figure="code_nonzeros", reference=lambda c: round(c.alpha * c.k)),)

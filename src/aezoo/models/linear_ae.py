@@ -12,57 +12,37 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from ..config import check
 from ..nn.nets import decoder_for, encoder_for, unit_responses
+from ..nn.pca import pca_basis, pca_reconstruction_mse, principal_angles_deg
 from ..registry import register
 from .ae import reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
-
-
-def pca_basis(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (d,) and an orthonormal basis (d, k) of the top-k principal subspace of x (N, d), in float64:
-    from the eigenvectors of the (d, d) scatter matrix when N >= d (far cheaper than an SVD of x for
-    N >> d), else from the SVD of x."""
-    x = x.flatten(1).double()
-    mean = x.mean(0)
-    xc = x - mean
-    if xc.shape[0] < xc.shape[1]:
-        return mean, torch.linalg.svd(xc, full_matrices=False)[2][:k].T
-    _, vecs = torch.linalg.eigh(xc.T @ xc)  # ascending eigenvalues
-    return mean, vecs[:, xc.shape[1] - k :].flip(1)
-
-
-def principal_angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Principal angles (degrees, largest first) between the column spaces of a (d, k) and b (d, m)."""
-    qa, _ = torch.linalg.qr(a.double())
-    qb, _ = torch.linalg.qr(b.double())
-    cos = torch.linalg.svdvals(qa.T @ qb).clamp(-1, 1)
-    return torch.rad2deg(torch.arccos(cos)).flip(0)
-
-
-def pca_reconstruction_mse(x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> float:
-    """Mean squared error per dimension of projecting x onto mean + span(basis)."""
-    xc = x.flatten(1).double() - mean
-    return float((xc - xc @ basis @ basis.T).pow(2).mean())
+from .base import BaseConfig, Claim, LinearSubspaceModel, ModelOutput, check_arch, check_channels, check_hidden
 
 
 @dataclass
-class LinearAEConfig(ModelConfig):
+class LinearAEConfig(BaseConfig):
+    # no nonlinearity anywhere: a field of configs before issue 12, dropped on load
+    retired: ClassVar[dict[str, Any]] = {"activation": "identity"}
+
+    arch: Literal["mlp", "conv"] = "mlp"
     hidden: tuple[int, ...] = ()  # () = one linear map each way, as in Baldi & Hornik
-    activation: str = "identity"
+    channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side (arch=conv)
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.activation == "identity", "activation", f"linear_ae has no nonlinearity; must be 'identity', got {self.activation!r}")
+        check_hidden(self.hidden)
+        check_channels(self.channels)
+        check_arch(self.arch, self.input_shape)
         check(self.latent_dim <= math.prod(self.input_shape), "latent_dim", f"must be <= the input size {math.prod(self.input_shape)} for a PCA subspace, got {self.latent_dim}")
 
 
 @register("linear_ae")
-class LinearAE(Autoencoder):
+class LinearAE(LinearSubspaceModel):
     Config = LinearAEConfig
     # the angle needs the eigenvalue gap below component k to be learned: on the 8x8 digits (gap ratio
     # 1.14 at k = 8) Adam at 1e-2 with a cosine decay reaches 0.6 degrees in 10,000 steps and 37 in

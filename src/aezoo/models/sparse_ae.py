@@ -23,7 +23,7 @@ from ..config import check
 from ..nn.nets import decoder_for, encoder_for, unit_responses
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import Claim, ModelConfig, ModelOutput, UnitFilterModel
 
 
 def sparsity_kl(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -53,7 +53,7 @@ NEAR = 0.25  # "near rho": within 25% of it
 
 
 @register("sparse_ae")
-class SparseAE(Autoencoder):
+class SparseAE(UnitFilterModel):
     Config = SparseAEConfig
     # 10 epochs of the 8x8 digits are 110 steps: every unit sits at rho because none has learned
     # anything yet (recon MSE 0.08); 1,000 steps reach 0.03 with every unit still near rho

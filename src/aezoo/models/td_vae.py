@@ -14,7 +14,7 @@ trains p_B(z | b_0) as a prior over a fresh belief and makes ``sample`` meaningf
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +26,18 @@ from ..nn.distributions import kl_normal, normal_log_prob
 from ..nn.likelihoods import make_likelihood
 from ..nn.nets import MLPEncoder, make_decoder
 from ..registry import register
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import BaseConfig, Claim, ModelOutput, SequenceModel, check_hidden
 
 
 @dataclass
-class TDVAEConfig(ModelConfig):
+class TDVAEConfig(BaseConfig):
+    # frames are encoded by an MLP: fields of configs before issue 12, dropped on load
+    retired: ClassVar[dict[str, Any]] = {"arch": "mlp", "channels": [32, 64]}
+
     input_shape: tuple[int, ...] = (20, 1, 16, 16)  # (T, *frame_shape)
     latent_dim: int = 8  # per stochastic layer
     hidden: tuple[int, ...] = (256,)  # frame encoder widths before the LSTM; the decoder mirrors them
+    activation: str = "relu"
     belief_dim: int = 64  # LSTM state size
     block_hidden: int = 64  # width of the gated blocks that output each Gaussian (paper, appendix A)
     layers: int = 2  # stochastic layers
@@ -43,8 +47,9 @@ class TDVAEConfig(ModelConfig):
     sigma: float = 1.0  # Gaussian decoder's standard deviation
 
     def __post_init__(self):
-        check(self.arch == "mlp", "arch", f"td_vae encodes each frame with an MLP; got {self.arch!r}")
         super().__post_init__()
+        check(len(self.hidden) >= 1, "hidden", "needs at least one width: the frame embedding the LSTM reads")
+        check_hidden(self.hidden)
         check(len(self.input_shape) >= 2, "input_shape", f"must be (T, *frame_shape), got {self.input_shape}")
         check(self.input_shape[0] >= 2, "input_shape", f"needs T >= 2 frames for a (t1, t2) pair, got T={self.input_shape[0]}")
         check(self.belief_dim >= 1 and self.block_hidden >= 1, "belief_dim", "belief_dim and block_hidden must be >= 1")
@@ -98,7 +103,7 @@ class Hierarchy(nn.Module):
 
 
 @register("td_vae")
-class TDVAE(Autoencoder):
+class TDVAE(SequenceModel):
     Config = TDVAEConfig
     likelihood_field = "likelihood"
     generative = True

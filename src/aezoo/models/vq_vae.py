@@ -20,24 +20,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from ..config import check
 from ..nn.nets import ConvDecoder, ConvEncoder, activation
-from ..nn.priors import attach_prior, code_metrics, load_prior, sample_from_prior
+from .code_prior import attach_prior, code_metrics, load_prior, sample_from_prior
 from ..nn.quantizer import FiniteScalarQuantizer, ResidualVectorQuantizer, VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, Claim, ModelConfig, ModelOutput
+from .base import BaseConfig, Claim, CodeGridModel, ModelOutput, check_channels
 
 
 @dataclass
-class VQVAEConfig(ModelConfig):
-    arch: Literal["mlp", "conv"] = "conv"
+class VQVAEConfig(BaseConfig):
+    # the grid is convolutional and there is no MLP: fields of configs before issue 12, dropped on load
+    retired: ClassVar[dict[str, Any]] = {"arch": "conv", "hidden": [512, 256]}
+
     latent_dim: int = 64  # D: the size of each code vector
+    channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side; the decoder mirrors them
+    activation: str = "relu"
     num_codes: int = 512  # K
     beta: float = 0.25  # commitment weight
     ema: bool = False  # EMA codebook updates instead of the codebook loss
@@ -54,7 +58,8 @@ class VQVAEConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.arch == "conv", "arch", f"VQ models have convolutional code grids: use 'conv' with image input (C, H, W), got {self.arch!r}")
+        check(len(self.input_shape) == 3, "input_shape", f"VQ models have convolutional code grids: they need image input (C, H, W), got {self.input_shape}")
+        check_channels(self.channels)
         check(self.num_codes >= 2, "num_codes", f"must be >= 2, got {self.num_codes}")
         check(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
         check(0 < self.decay < 1, "decay", f"must be in (0, 1), got {self.decay}")
@@ -89,10 +94,10 @@ def build_quantizer(c: VQVAEConfig) -> nn.Module:
 
 
 @register("vq_vae")
-class VQVAE(Autoencoder):
+class VQVAE(CodeGridModel):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
-    discrete_codes = True
+    tiny = {"input_shape": (1, 8, 8), "latent_dim": 4, "channels": (4, 8)}
     score_kinds = ("prior_nll", "recon")  # the prior's NLL of the codes, once `aezoo train-prior` has fitted one
     claims = (Claim("van den Oord, Vinyals & Kavukcuoglu 2017",
                     "Every cell of the code grid is one of K = {num_codes} codebook vectors, and the codebook is used: "

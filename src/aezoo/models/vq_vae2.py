@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from ..nn.nets import ConvDecoder, ConvEncoder, activation, conv_sizes
-from ..nn.priors import attach_prior, code_metrics, load_prior, sample_from_prior
+from .code_prior import attach_prior, code_metrics, load_prior, sample_from_prior
 from ..nn.quantizer import VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import Autoencoder, Claim, ModelOutput
+from .base import Claim, CodeGridModel, ModelOutput
 from .vq_vae import VQVAEConfig, make_quantizer
 
 
@@ -42,10 +42,10 @@ def upsample(c_in: int, c_out: int, small: tuple[int, int], big: tuple[int, int]
 
 
 @register("vq_vae2")
-class VQVAE2(Autoencoder):
+class VQVAE2(CodeGridModel):
     Config = VQVAE2Config
     generative = True  # through the priors of the second stage
-    discrete_codes = True
+    tiny = {"input_shape": (1, 8, 8), "latent_dim": 4, "channels": (4, 8)}
     score_kinds = ("prior_nll", "recon")  # the prior's NLL of the codes, once `aezoo train-prior` has fitted one
     grid_names = ("top", "bottom")
     claims = (Claim("Razavi, van den Oord & Vinyals 2019",

@@ -10,6 +10,7 @@ Specs are written ``kind:level``, e.g. ``mask:0.5``, ``gaussian:0.3``, ``salt_pe
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,8 +59,8 @@ class Corruption:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ConfigError(f"unknown corruption {self.kind!r}; choose from {', '.join(KINDS)}")
-        if self.level < 0 or (self.kind != "gaussian" and self.level > 1):
-            allowed = ">= 0" if self.kind == "gaussian" else "in [0, 1]"
+        if not (self.level >= 0 and math.isfinite(self.level)) or (self.kind != "gaussian" and self.level > 1):  # NaN too
+            allowed = "finite and >= 0" if self.kind == "gaussian" else "in [0, 1]"
             raise ConfigError(f"corruption {self.kind!r}: level must be {allowed}, got {self.level}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -14,25 +14,22 @@ full self-attention) reads all of c_{g-1}, and its output, resampled to grid g's
 each cell's input. (Before issue 11 the top codes were added per position only, so a bottom cell
 read the top cells at raster positions <= its own through causal attention.)
 
-``CodePrior`` obeys the model contract the trainer needs (``forward(x) -> ModelOutput``, ``config``,
-``name``), so ``aezoo.train`` fits it on code grids flattened and concatenated into ``x`` (B, L).
+``CodePrior`` is a ``Trainable`` (``aezoo/trainable.py``), so ``aezoo.train`` fits it on code grids
+flattened and concatenated into ``x`` (B, L). Attaching it to a VQ model, saving, loading and
+sampling through it live beside the VQ models, in ``models/code_prior.py``.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import build, check
-from ..models.base import Autoencoder, ModelOutput
-from .quantizer import perplexity
-
-PRIOR_WEIGHTS, PRIOR_CONFIG = "prior.safetensors", "prior.json"
+from ..config import check
+from ..trainable import ModelOutput, Trainable
 
 
 @dataclass
@@ -148,9 +145,9 @@ class GridPrior(nn.Module):
         return c  # (n, L)
 
 
-class CodePrior(Autoencoder):
-    """A stack of grid priors, coarsest first, each conditioned on the one before. Not a registered
-    model: it subclasses the base only so the training engine finds every hook it calls."""
+class CodePrior(Trainable):
+    """A stack of grid priors, coarsest first, each conditioned on the one before. Not a family member:
+    a ``Trainable``, so ``aezoo.train`` fits it like any model."""
 
     name: ClassVar[str] = "code_prior"
 
@@ -184,73 +181,3 @@ class CodePrior(Autoencoder):
         nll = self.nll(x).mean()
         bits = nll / (math.log(2) * x.shape[1])
         return ModelOutput(loss=nll, terms={"nll": nll, "bits_per_code": bits})
-
-
-def save_prior(run_dir: str | Path, prior: CodePrior, extra: dict[str, Any] | None = None) -> None:
-    from ..train.checkpoint import save_model
-
-    save_model(run_dir, prior, extra, weights=PRIOR_WEIGHTS, config=PRIOR_CONFIG)
-
-
-def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodePrior | None:
-    """The prior saved in ``run_dir``, or None when none has been trained."""
-    from ..errors import CheckpointError
-    from ..train.checkpoint import load_tensors, read_json
-
-    run_dir = Path(run_dir)
-    if not (run_dir / PRIOR_CONFIG).exists():
-        return None
-    meta = read_json(run_dir / PRIOR_CONFIG)
-    prior = CodePrior(build(CodePriorConfig, meta["config"]))
-    tensors, _ = load_tensors(run_dir / PRIOR_WEIGHTS)
-    missing, unexpected = prior.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        hint = "; priors trained before the whole-grid conditioning of issue 11 must be retrained (aezoo train-prior RUN)" if any("cond_" in k for k in missing) else ""
-        raise CheckpointError(f"{run_dir / PRIOR_WEIGHTS}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]}){hint}")
-    return prior.to(device).eval()
-
-
-# --- what VQ-VAE and VQ-VAE-2 share: the second stage, attached to the first ---------------------
-# A model with discrete codes exposes ``quantizers`` and ``grid_names`` (coarsest first),
-# ``code_grids(x) -> [(B, h, w) indices]`` and ``decode_codes(grids) -> x_hat``.
-def attach_prior(model: nn.Module, prior: CodePrior | None) -> None:
-    """Keep ``prior`` beside ``model`` but outside its module tree: it is trained and saved on its
-    own (prior.safetensors), so model.safetensors stays the first stage's weights."""
-    model.__dict__["prior"] = prior
-
-
-def sample_from_prior(model, n: int, temperature: float = 1.0) -> torch.Tensor:
-    """Draw code grids from the model's prior (top first, then bottom) and decode them."""
-    from ..errors import NotSupportedError
-
-    prior = getattr(model, "prior", None)
-    if prior is None:
-        raise NotSupportedError(f"model {model.name!r} samples through a prior over its codes and none is trained: run `aezoo train-prior RUN_DIR` first")
-    if temperature <= 0:
-        raise NotSupportedError(f"temperature must be > 0, got {temperature}")
-    prior.to(model.device).eval()
-    return model.decode_codes(prior.sample(n, temperature))
-
-
-@torch.no_grad()
-def code_metrics(model, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
-    """Codebook usage over ``x`` per grid (``perplexity``, ``dead_codes``: the fraction of codes no
-    input uses; suffixed ``_top``/``_bottom``... when there are several grids), the code's size
-    ``bits_per_input`` = cells x log2 K, and with a trained prior ``prior_nll_bits``, its negative
-    log-likelihood of the codes in bits per input."""
-    grids = [torch.cat(parts) for parts in zip(*(model.code_grids(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)))]
-    out: dict[str, float] = {}
-    names = model.grid_names
-    for name, q, c in zip(names, model.quantizers, grids):
-        counts = torch.bincount(c.flatten(), minlength=q.num_codes)
-        suffix = f"_{name}" if len(names) > 1 else ""
-        out[f"perplexity{suffix}"] = float(perplexity(counts))
-        out[f"dead_codes{suffix}"] = float((counts == 0).float().mean())
-    out["bits_per_input"] = float(sum(c[0].numel() * q.bits() for q, c in zip(model.quantizers, grids)))
-    prior = getattr(model, "prior", None)
-    if prior is not None:
-        prior.to(model.device).eval()
-        flat = torch.cat([c.flatten(1) for c in grids], 1)
-        nll = torch.cat([prior.nll(flat[i : i + batch_size]) for i in range(0, flat.shape[0], batch_size)])
-        out["prior_nll_bits"] = float(nll.mean() / math.log(2))
-    return out

@@ -33,7 +33,7 @@ def index(model, data=None, split: str = "train", kind: str = "flat", metric: st
         model = load_model(run, device)
         provenance["run"] = str(run.resolve())
         if data is None:
-            from ..viz.report import data_of_run
+            from ..data.recorded import data_of_run
 
             data = data_of_run(read_json(run / "config.json"))
     if data is None:

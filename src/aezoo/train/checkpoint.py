@@ -208,9 +208,10 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
 def load_state(model, state: dict[str, torch.Tensor], path: Path, saved_config: dict[str, Any] | None = None) -> None:
     """Load ``state`` into ``model``; a mismatch is one line naming the config field that differs
     (when the file says which config it was saved with) or the first tensor that does not fit."""
-    from ..config import to_dict
+    from ..config import drop_retired, to_dict
 
     if saved_config is not None:
+        saved_config = drop_retired(type(model.config), saved_config)
         ours = json.loads(json.dumps(to_dict(model.config)))
         field = _first_difference(saved_config, ours)
         if field is not None:

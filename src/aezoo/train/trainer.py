@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,9 +27,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..config import build, check, to_dict
+from ..config import build, check, drop_retired, to_dict
 from ..data.batching import Batches
-from ..errors import ConfigError, DataError, TrainingError
+from ..errors import ConfigError, DataError, RunWarning, TrainingError
+from ..utils import bf16_pays
 from . import checkpoint as ckpt
 from . import distributed, loggers, rundir
 from .ema import WeightEMA
@@ -49,7 +51,7 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an EMA of the weights; model.safetensors then serves it
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # bf16 autocast
+    amp: bool = False  # bf16 autocast: bf16 matmuls/convs, fp32 master weights and optimizer, fp32 KL and log-densities
     compile: bool = False  # torch.compile the training step
     checkpoint_every: int = 0  # steps between checkpoints (0: epoch ends and every checkpoint_minutes)
     checkpoint_minutes: float = 10.0
@@ -251,7 +253,8 @@ class Fit:
                 if not has_ckpt:
                     raise TrainingError(f"nothing to resume: no {ckpt.CHECKPOINT} in {run}")
                 meta = ckpt.run_meta(run)  # the format is checked on every load (issue 17 item 6)
-                rundir.check_same_model_and_data(run, meta, model.name, to_dict(model.config), self.data.describe())
+                recorded = {**meta, "config": drop_retired(type(model.config), meta["config"])}  # fields since removed
+                rundir.check_same_model_and_data(run, recorded, model.name, to_dict(model.config), self.data.describe())
                 options, changed = rundir.resume_options(meta.get("train", {}), options)
             elif has_ckpt or (run / ckpt.MODEL).exists():
                 hint = " (a torchrun restart: launch with --resume auto)" if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) else ""
@@ -267,6 +270,13 @@ class Fit:
             self.device = torch.device("cuda", self.ctx.local_rank)
         if cfg.batch_size % self.ctx.world_size:  # unequal shares would weight DDP's gradient mean unevenly
             raise ConfigError(f"batch_size {cfg.batch_size} is the global batch; it must be divisible by the {self.ctx.world_size} processes")
+        # --amp is bf16 autocast on CPUs too: the weights and Adam stay fp32 (autocast casts them for each
+        # matmul), and nn.distributions upcasts before any KL or log-density sums. On a CPU with
+        # AVX512-BF16 it runs the VAE-MLP step 1.9x faster at the same ELBO (benchmarks/README.md, issue 16);
+        # without native bf16 it is emulated and slower than fp32, which the user is told.
+        if cfg.amp and self.is_main and not bf16_pays(self.device):
+            warnings.warn(RunWarning(f"--amp: this {self.device.type.upper()} has no native bf16 (AVX512-BF16 or AMX on a CPU), "
+                                     "so bf16 autocast is emulated and likely slower than fp32"), stacklevel=2)
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if cfg.amp else contextlib.nullcontext
         # A host read (isfinite, float) every step would stall a GPU's queue, and ranks must agree on
         # time-based checkpoints; so on a GPU or under torchrun the loop counts non-finite losses on the

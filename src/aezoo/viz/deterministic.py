@@ -1,14 +1,15 @@
-"""Figures for the deterministic family, chosen by capability:
+"""Figures for the deterministic family, chosen by declared capability (``models/base.py``):
 
-- ``decoder_filters``: models with a ``decoder_filters()`` method (sparse, k-sparse) draw what each
-  code unit writes into the output, as in Makhzani & Frey 2013's figures of filters for several k;
-- ``denoising``: models with a ``corruption`` (a callable x -> x_tilde) show noisy / denoised / clean
-  triplets, as in Vincent et al. 2008.
+- ``decoder_filters``: a ``UnitFilterModel`` draws what each code unit writes into the output, as in
+  Makhzani & Frey 2013's figures of filters for several k;
+- ``denoising``: a ``DenoisingModel`` shows noisy / denoised / clean triplets under its training
+  ``corruption``, as in Vincent et al. 2008.
 """
 from __future__ import annotations
 
 import torch
 
+from ..models.base import DenoisingModel, UnitFilterModel
 from .figures import _test_batch, as_images, figure, save_grid
 
 
@@ -22,7 +23,7 @@ def normalise_each(w: torch.Tensor) -> torch.Tensor:
 @figure("decoder_filters", order=60)
 @torch.no_grad()
 def decoder_filters(model, data, run_dir, out_path, n: int = 100):
-    if not callable(getattr(model, "decoder_filters", None)):
+    if not isinstance(model, UnitFilterModel):
         return None
     w = model.decoder_filters()[:n].float().cpu()
     if as_images(w[:1]) is None:
@@ -34,9 +35,9 @@ def decoder_filters(model, data, run_dir, out_path, n: int = 100):
 @figure("denoising", order=65)
 @torch.no_grad()
 def denoising(model, data, run_dir, out_path, n: int = 10):
-    corruption = getattr(model, "corruption", None)
-    if not callable(corruption):
+    if not isinstance(model, DenoisingModel):
         return None
+    corruption = model.corruption
     x, y = _test_batch(data, n, model.device)
     if as_images(x[:1]) is None:
         return None

@@ -67,9 +67,10 @@ def plot_rate_distortion(rd: dict, path: str | Path, title: str = "") -> Path:
 @torch.no_grad()
 def rate_distortion(model, data, run_dir, out_path, n: int = FIGURE_IMAGES):
     from ..evaluate.rate import is_image_batch, rate_distortion_table
+    from ..models.base import CodeGridModel
 
     split = data.test if data.test is not None else data.train
-    if not model.discrete_codes or not is_image_batch(split.x[:1]):
+    if not isinstance(model, CodeGridModel) or not is_image_batch(split.x[:1]):
         return None
     rd = rate_distortion_table(model, split.x[:n])
     plot_rate_distortion(rd, out_path, f"{model.name} on {data.name}: rate-distortion on the first {rd['n']} test images")

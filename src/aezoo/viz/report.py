@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..data.recorded import data_of_run
 from .figures import FIGURES
 
 
@@ -136,28 +137,6 @@ def build_report(run_dir: str | Path, model=None, data=None, strict: bool = Fals
 
     atomic_write(out, "\n".join(parts).encode())
     return out
-
-
-def data_of_run(meta: dict[str, Any], spec: str | None = None):
-    """Reload the dataset a run was trained on, with the same preprocessing."""
-    from ..data import load
-
-    d = meta.get("data", {})
-    pre = d.get("preprocessing", {})
-    source = spec or d.get("source") or d.get("name")
-    name = d.get("name")
-    from ..data.core import list_datasets
-
-    if spec is None and name in list_datasets():
-        source = name
-    options = pre.get("options", {}) if source == name else {}
-    table = {k: pre[k] for k in ("label_column", "categorical") if pre.get(k) is not None}  # issue 18
-    if pre.get("impute"):
-        table["impute"] = pre["impute"]["method"]
-    if pre.get("normalize"):
-        table["normalize"] = pre["normalize"]
-    return load(source, binarize=pre.get("binarize", "none"), val_fraction=pre.get("val_fraction", 0.1), limit=pre.get("limit"),
-                seed=pre.get("seed", 0), test_fraction=pre.get("test_fraction", 0.1), **table, **options)
 
 
 # --- several runs side by side -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Rollout figures for sequence models (issue 6): observed frames, the true future where the data has
-it, and several sampled rollouts. Shared by ``aezoo rollout`` and the run report; a model qualifies
-by having ``rollout(x_observed, n_steps, jump, n_samples)``."""
+it, and several sampled rollouts. Shared by ``aezoo rollout`` and the run report; for models that
+declare ``SequenceModel`` (``rollout(x_observed, n_steps, jump, n_samples)``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.base import SequenceModel
 from .figures import _mpl, as_images, figure, image_grid
 
 
@@ -63,7 +64,7 @@ def draw_rollouts(model, x: torch.Tensor, out_path, observe: int, predict: int, 
 @figure("rollouts", order=25)
 def rollouts(model, data, run_dir, out_path, n: int = 4, n_samples: int = 3):
     split = data.test if data.test is not None else data.train
-    if not hasattr(model, "rollout") or split.x.dim() < 3:
+    if not isinstance(model, SequenceModel) or split.x.dim() < 3:
         return None
     steps = split.x.shape[1]
     observe = max(1, steps // 2)

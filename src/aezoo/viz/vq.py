@@ -1,21 +1,18 @@
-"""Figures for models with discrete code grids (anything with ``code_grids`` and ``quantizers``):
+"""Figures for models with discrete code grids (a ``CodeGridModel``):
 code usage, code maps of a few inputs. Prior samples come from the generic ``samples`` figure once
 ``aezoo train-prior`` has attached a prior."""
 from __future__ import annotations
 
 import torch
 
+from ..models.base import CodeGridModel
 from .figures import _mpl, _test_batch, as_images, figure
-
-
-def _has_codes(model) -> bool:
-    return hasattr(model, "code_grids") and hasattr(model, "quantizers")
 
 
 @figure("code_usage", order=40)
 @torch.no_grad()
 def code_usage(model, data, run_dir, out_path, n: int = 2000):
-    if not _has_codes(model):
+    if not isinstance(model, CodeGridModel):
         return None
     x, _ = _test_batch(data, n, model.device)
     grids = model.code_grids(x)
@@ -38,7 +35,7 @@ def code_usage(model, data, run_dir, out_path, n: int = 2000):
 @figure("code_maps", order=41)
 @torch.no_grad()
 def code_maps(model, data, run_dir, out_path, n: int = 6):
-    if not _has_codes(model):
+    if not isinstance(model, CodeGridModel):
         return None
     x, _ = _test_batch(data, n, model.device)
     imgs = as_images(x)
