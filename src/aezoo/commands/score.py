@@ -40,7 +40,8 @@ def score_cmd(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, s.csv().encode())
     v = s.values
-    print(f"wrote {out}: {len(s)} {args.split} examples of {data.name} scored by {s.kind} ({s.column}: "
+    which = "every example" if args.split == "all" else f"{len(s)} {args.split} examples"
+    print(f"wrote {out}: {which} ({len(s)}) of {data.name} scored by {s.kind} ({s.column}: "
           f"median {float(sorted(v)[len(v) // 2]):.4g}, max {float(v.max()):.4g})")
     if not args.no_report:
         save_scores(args.run_dir, s)
