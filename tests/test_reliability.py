@@ -130,23 +130,25 @@ def test_corrupt_compressed_npz_names_the_file(tmp_path):
 
 # --- misleading data errors (item 8) and the test split's scaling (item 7) --------------------------
 def test_test_split_takes_the_training_scaling_and_says_when_values_fall_outside():
-    x = np.linspace(0, 1, 60, dtype=np.float32).reshape(10, 6)  # training values in [0, 1]
+    # arrays of images (N, C, H, W) keep one global scale (vectors are scaled per feature: test_tables.py)
+    x = np.linspace(0, 1, 60, dtype=np.float32).reshape(10, 1, 2, 3)  # training values in [0, 1]
     with pytest.warns(DataWarning, match=r"test values .* outside \[0, 1\] .*test values \[0, 2\].*clipped"):
-        data = aezoo.data.from_arrays(x, x_test=2 * x)
+        data = aezoo.data.from_arrays(x, x_test=2 * x, val_fraction=0)
     assert float(data.test.x.max()) == 1.0 and data.preprocessing["clipped"]["test"]["range"][1] == 2.0
     # min-max scaling fitted on train maps test with the same offset and span
-    data = aezoo.data.from_arrays(10 + 4 * x, x_test=np.full((3, 6), 12, np.float32))
+    data = aezoo.data.from_arrays(10 + 4 * x, x_test=np.full((3, 1, 2, 3), 12, np.float32), val_fraction=0)
     assert data.preprocessing["minmax"] == [10.0, 14.0] and np.allclose(data.test.x.numpy(), 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)  # in range: no warning
-        aezoo.data.from_arrays(x, x_test=x[:3])
+        aezoo.data.from_arrays(x, x_test=x[:3], val_fraction=0)
 
 
 def test_huge_values_are_scaled_in_float64_or_named_as_a_float32_overflow():
     big = np.linspace(-1e300, 1e300, 30).reshape(10, 3)  # float64 near 1e300: not NaN/Inf
-    assert float(aezoo.data.from_arrays(big).train.x.max()) <= 1.0
+    assert float(aezoo.data.from_arrays(big, normalize="minmax").train.x.max()) <= 1.0
+    assert bool(np.isfinite(aezoo.data.from_arrays(big).train.x.numpy()).all())  # standardised: squares stay finite
     near_max = np.linspace(-3e38, 3e38, 30, dtype=np.float32).reshape(10, 3)  # the span overflows float32
-    x = aezoo.data.from_arrays(near_max).train.x
+    x = aezoo.data.from_arrays(near_max, normalize="minmax").train.x
     assert bool(np.isfinite(x.numpy()).all()) and float(x.min()) >= 0 and float(x.max()) <= 1
     with pytest.raises(DataError, match=r"values up to 1e\+300 overflow float32"):
         aezoo.data.core.build("big", {"x_train": big, "images": False}, normalize="none")
@@ -455,7 +457,7 @@ def test_item10_resume_without_report_prints_no_stale_metrics(tmp_path, capsys):
 
 
 def test_item7_the_cli_says_in_one_line_when_test_values_are_clipped(tmp_path, capsys):
-    x = np.linspace(0, 1, 600, dtype=np.float32).reshape(100, 6)
+    x = np.tile(np.linspace(0, 1, 6, dtype=np.float32), (100, 1)).reshape(100, 1, 2, 3)  # images: one global scale
     np.savez(tmp_path / "d.npz", x_train=x, x_test=2 * x[-20:])
     assert main(["train", "ae", "--data", str(tmp_path / "d.npz"), "--steps", "1", "--no-report", "--quiet", "--out", str(tmp_path / "run")]) == 0
     warn = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("aezoo: warning:")]

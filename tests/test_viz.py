@@ -177,7 +177,7 @@ class ToyConditional(ConditionalModel, LatentVariableModel):
 def test_conditional_models_get_a_class_by_sample_grid_and_labelled_paths(tmp_path):
     torch.manual_seed(0)
     model = ToyConditional().eval()
-    data = from_arrays(torch.rand(40, 1, 8, 8), torch.arange(40) % 3, val_fraction=0.25)
+    data = from_arrays(torch.rand(90, 1, 8, 8), torch.arange(90) % 3, val_fraction=0.25)  # a carved test split with pairs of a class
     assert FIGURES["samples"](model, data, tmp_path, tmp_path / "s.png") is None  # needs y: the class grid instead
     assert FIGURES["class_samples"](model, data, tmp_path, tmp_path / "c.png")
     # 3 classes x 10 prior draws, a gap column and 3 style-transfer columns under a row of their inputs

@@ -9,13 +9,14 @@
     hits = index.search(x, k=10)                  # ids, distances, labels of the nearest items
     blob = aezoo.compress(vq_model, x)            # entropy-coded codes of a VQ run (extra "compress")
     x_hat = aezoo.decompress(vq_model, blob)
+    s = aezoo.score("runs/vae", "new.csv")        # anomaly scores (neg. ELBO, ...) of new rows, the run's scaling
 """
 from . import data
 from .errors import AezooError, CheckpointError, ConfigError, DataError, NotSupportedError, TrainingError
 from .evaluate import evaluate
 from .compress import compress, decompress
 from .registry import create, list_models, register
-from .run import train
+from .run import score, train
 from .search import index, load_index
 from .train.checkpoint import load_model as load
 
@@ -38,6 +39,7 @@ __all__ = [
     "load",
     "load_index",
     "register",
+    "score",
     "train",
     "__version__",
 ]

@@ -91,3 +91,45 @@ def fit_prior(model, data, *, width: int = 128, layers: int = 4, heads: int = 4,
     prior.eval()
     attach_prior(model, prior)
     return prior, codes
+
+
+def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samples: int = 100, seed: int = 0, device: str = "auto"):
+    """Anomaly scores (issue 18) of ``split`` (``"all"``: every row) under a trained run: a run folder, or
+    a loaded model with a Dataset. ``data``: None for the run's own dataset, a Dataset, or a name/path
+    loaded through the run's own preprocessing (per-feature scaling, one-hot columns, imputed values).
+    Returns ``evaluate.anomaly.Scores`` (``values``, ``index``, ``labels``, ``csv()``)."""
+    from .data import Dataset
+    from .errors import DataError
+    from .evaluate.anomaly import score_split
+
+    if isinstance(run, (str, Path)):
+        from .data.recorded import data_of_run
+        from .data.scaling import load_for_run
+        from .train.trainer import pick_device
+
+        meta = ckpt.run_meta(run)
+        model = ckpt.load_model(run, pick_device(device))
+        if data is None:
+            data = data_of_run(meta)
+        elif not isinstance(data, Dataset):
+            data = load_for_run(str(data), meta)
+    else:
+        model = run
+        if not isinstance(data, Dataset):
+            raise DataError("aezoo.score(model, data): give the Dataset the model scores (or a run folder instead of a model)")
+    return score_split(model, data, split, by, iw_samples=iw_samples, seed=seed)
+
+
+def save_scores(run: str | Path, scores) -> Path:
+    """``RUN/scores.npz`` (atomic), which the report's anomaly section reads."""
+    import io
+
+    import numpy as np
+
+    from .evaluate.anomaly import SCORES_FILE
+
+    buf = io.BytesIO()
+    np.savez(buf, **scores.for_report())
+    path = Path(run) / SCORES_FILE
+    ckpt.atomic_write(path, buf.getvalue())
+    return path

@@ -17,6 +17,12 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: s
     p.add_argument("--limit", type=int, help="use a random subset of N training examples")
     p.add_argument("--label-column", help="label column (name or index) for CSV data")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="option of a named dataset (e.g. n=2000)")
+    p.add_argument("--normalize", choices=["standard", "minmax", "none"], help="per-feature scaling of vectors and tables, fitted on "
+                   "the training split (default standard; a trained run's own scaling applies to new data); images keep one scale to [0, 1]")
+    p.add_argument("--categorical", metavar="COL,...", help="CSV columns of text categories, one-hot encoded (columns named COL=value)")
+    p.add_argument("--impute", choices=["mean", "median"], help="fill missing CSV values with the training split's per-column mean or median")
+    p.add_argument("--test-fraction", type=float, help="when the data has no test split: the fraction carved out as one "
+                   "(seeded, stratified by label; default 0.1)")
 
 
 def data_options(args) -> dict:
@@ -42,11 +48,23 @@ def load_data(args, default_binarize: str = "none"):
     if label_column is not None and label_column.lstrip("-").isdigit():
         label_column = int(label_column)
     kwargs = dict(data_dir=args.data_dir, binarize=args.binarize or default_binarize, limit=args.limit, label_column=label_column)
+    if getattr(args, "normalize", None):
+        kwargs["normalize"] = args.normalize
+    if getattr(args, "categorical", None):
+        kwargs["categorical"] = [c.strip() for c in args.categorical.split(",") if c.strip()]
+    if getattr(args, "impute", None):
+        kwargs["impute"] = args.impute
+    if getattr(args, "test_fraction", None) is not None:
+        kwargs["test_fraction"] = args.test_fraction
     return load(args.data, **kwargs, **data_options(args))
 
 
 def add_weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw", action="store_true", help="a run trained with --ema-decay: use its raw weights, not the EMA it serves")
+
+
+def add_scaled_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scaled", action="store_true", help="vectors and tables: keep the run's scaled values, not the original units")
 
 
 def load_run(run_dir: str, device: str = "auto", raw: bool = False):
@@ -63,11 +81,22 @@ def run_data(args, meta):
     from ..data.recorded import data_of_run
 
     if getattr(args, "data", None):
+        # new data goes through the run's own preprocessing: its per-feature scaling, imputed values,
+        # one-hot columns and label column, fitted on the run's training split (issue 18); flags given
+        # on the command line win
+        from ..data.scaling import load_for_run
+
         pre = meta.get("data", {}).get("preprocessing", {})
-        args.binarize = args.binarize or pre.get("binarize", "none")
-        if args.limit is None:
-            args.limit = pre.get("limit")
-        return load_data(args)
+        label_column = args.label_column
+        if label_column is not None and label_column.lstrip("-").isdigit():
+            label_column = int(label_column)
+        given = {"data_dir": args.data_dir, "binarize": args.binarize, "limit": args.limit if args.limit is not None else pre.get("limit"),
+                 "label_column": label_column, "impute": getattr(args, "impute", None), "test_fraction": getattr(args, "test_fraction", None),
+                 "categorical": [c.strip() for c in args.categorical.split(",")] if getattr(args, "categorical", None) else None}
+        normalize = getattr(args, "normalize", None)
+        if normalize is not None and normalize != pre.get("normalize"):  # another scaling: fitted on the new data
+            given.update(normalize=normalize, fitted=None)
+        return load_for_run(args.data, meta, **{k: v for k, v in given.items() if v is not None}, **data_options(args))
     return data_of_run(meta)
 
 

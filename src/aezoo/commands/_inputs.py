@@ -29,17 +29,21 @@ def read(args, model, run_meta: dict | None) -> tuple[torch.Tensor, list[str], t
         if not args.inputs:
             raise DataError("no inputs: name image/.npz files, or --data DATA [--split test] [--limit N]")
         x, names = read_inputs(args.inputs, model.config.input_shape, args.limit)
-        return x, names, None
-    from ..data import load
-    from ..data.recorded import data_of_run
+        from ..data.scaling import of_run
 
-    pre = (run_meta or {}).get("data", {}).get("preprocessing", {})
+        scaling = of_run(run_meta or {})
+        if scaling is not None:  # rows of a vector run go through its own per-feature scaling (issue 18)
+            x = scaling.apply(x.numpy(), ", ".join(args.inputs))
+        return x, names, None
+    from ..data.recorded import data_of_run
+    from ..data.scaling import load_for_run
+
     if args.data == "run":
         if not run_meta:
             raise DataError("--data run: no run to take the dataset from")
         data = data_of_run(run_meta)
     else:
-        data = load(args.data, data_dir=args.data_dir, binarize=pre.get("binarize", "none"))
+        data = load_for_run(args.data, run_meta or {}, data_dir=args.data_dir)  # the run's scaling, columns and labels
     part = data.split(args.split)
     if part is None:
         raise DataError(f"dataset {data.name!r} has no {args.split!r} split")

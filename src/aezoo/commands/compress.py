@@ -45,6 +45,7 @@ def _decompress_args(p):
     p.add_argument("file", help="FILE.aez")
     p.add_argument("--run", help="the run that wrote it (default: the run folder the file records)")
     p.add_argument("--out", required=True, help="DIR (one PNG per input) or FILE.npz (x, and the codes)")
+    p.add_argument("--scaled", action="store_true", help="vectors and tables: keep the run's scaled values, not the original units")
     p.add_argument("--device", default="auto")
 
 
@@ -66,9 +67,13 @@ def decompress_cmd(args):
         raise DataError(f"{path} does not record the run that wrote it: pass --run RUN_DIR")
     if not Path(run).exists():
         raise DataError(f"{path} was written by run {run}, which is not there: pass --run RUN_DIR")
-    model, _ = load_run(run, args.device)
+    model, meta = load_run(run, args.device)
     grids = decompress_codes(model, blob, str(path))
     x = decode_grids(model, grids)
+    if not args.scaled:
+        from ..data.scaling import to_original_units
+
+        x = to_original_units(x, meta)
     out = Path(args.out)
     if out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ import torch
 
 from ..cli import command
 from ..errors import CheckpointError, ConfigError, DataError
-from ._common import add_data_args, add_weights_arg, load_data, load_run, run_data, save_output
+from ..data.scaling import to_original_units
+from ._common import add_data_args, add_scaled_arg, add_weights_arg, load_data, load_run, run_data, save_output
 
 
 @command("models", help="list the registered models")
@@ -126,6 +127,8 @@ def train_cmd(args):
         opts["compile"] = True
     opts["progress"] = not args.quiet
     opts["report"] = not args.no_report
+    if cls.likelihood_field is not None:
+        _say_likelihood(cls, model_cfg, data, resume)
     for key, value in cls.config_from_data(data).items():  # input_shape; num_classes for conditional models
         model_cfg.setdefault(key, value)
     torch.manual_seed(opts.get("seed", 0))
@@ -136,6 +139,19 @@ def train_cmd(args):
     print(f"run folder: {out}" + (f"  (report: {out / 'report.html'})" if result.metrics is not None else ""))
     if result.metrics:  # this run's own numbers, never an older eval.json's (issue 17 item 10)
         print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if isinstance(v, float) and "/" not in k))
+
+
+def _say_likelihood(cls, model_cfg: dict, data, resume: bool) -> None:
+    """The decoder likelihood follows the data's kind unless the user chose one (issue 18); say which and why."""
+    from ..nn.likelihoods import default_likelihood
+
+    field = cls.likelihood_field
+    kind = data.preprocessing.get("kind", "images")
+    if field in model_cfg:
+        why = "the run's own" if resume else "as asked"
+    else:
+        model_cfg[field], why = default_likelihood(kind)
+    print(f"aezoo: likelihood {model_cfg[field]} ({why})", file=sys.stderr)
 
 
 def _check_n(n: int) -> None:
@@ -151,6 +167,8 @@ def _eval_cmd_args(p):
     p.add_argument("--corrupt", help="corruption for denoising metrics, e.g. mask:0.5, gaussian:0.3, salt_pepper:0.2")
     p.add_argument("--retrieval", action="store_true", help="search metrics: split queried against FAISS indexes of the train codes (flat, hnsw, ivf-pq)")
     p.add_argument("--rate-distortion", nargs="?", type=int, const=500, default=0, metavar="N", help="VQ runs: bits per pixel and PSNR at each rate, beside PNG/JPEG/WebP, on N test images (500)")
+    p.add_argument("--anomaly", metavar="LABEL[,LABEL...]", help="treat these classes (labels or class names) as anomalies: "
+                   "AUROC and AUPRC of every score kind the model offers (see `aezoo score`)")
     p.add_argument("--device", default="auto")
     add_weights_arg(p)
     p.add_argument("--json", action="store_true")
@@ -164,6 +182,8 @@ def eval_cmd(args):
     data = run_data(args, meta)
     opts = {"corrupt": args.corrupt} if args.corrupt else {}
     opts.update(retrieval=args.retrieval, rate_distortion=args.rate_distortion)
+    if args.anomaly:
+        opts.update(anomaly=args.anomaly, anomaly_iw_samples=args.iw_samples)
     m = evaluate(model, data, args.split, iw_samples=args.iw_samples, **opts)
     if args.json:
         print(json.dumps(m))
@@ -181,13 +201,14 @@ def _sample_cmd_args(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     add_weights_arg(p)
+    add_scaled_arg(p)
     p.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (raw array)")
 
 
 @command("sample", help="draw samples from a generative model's prior", args=_sample_cmd_args)
 def sample_cmd(args):
     _check_n(args.n)
-    model, _meta = load_run(args.run_dir, args.device, raw=args.raw)
+    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     torch.manual_seed(args.seed)
     kwargs = {}
     if args.temperature != 1.0:
@@ -209,7 +230,7 @@ def sample_cmd(args):
         y = torch.full((args.n,), args.label, dtype=torch.long, device=model.device)
     with torch.no_grad():
         x = model.sample(args.n, y, **kwargs) if y is not None or kwargs else model.sample(args.n)
-    save_output(x, args.out, cols=8)
+    save_output(x if args.scaled else to_original_units(x, meta), args.out, cols=8)
 
 
 def _reconstruct_cmd_args(p):
@@ -219,6 +240,7 @@ def _reconstruct_cmd_args(p):
     p.add_argument("-n", type=int, default=16)
     p.add_argument("--device", default="auto")
     add_weights_arg(p)
+    add_scaled_arg(p)
     p.add_argument("--out", required=True, help="FILE.png (inputs above reconstructions) or FILE.npy")
 
 
@@ -234,6 +256,8 @@ def reconstruct_cmd(args):
     y = None if part.y is None else part.y[: args.n].to(model.device)
     with torch.no_grad():
         x_hat = model.reconstruct(x, y)
+    if not args.scaled:  # vectors and tables: in the data's original units (issue 18)
+        x, x_hat = to_original_units(x, meta), to_original_units(x_hat, meta)
     if args.out.lower().endswith(".npy"):
         save_output(x_hat, args.out)
     else:

@@ -23,17 +23,18 @@ class Split:
     x: torch.Tensor  # (N, *input_shape) float32
     y: torch.Tensor | None = None  # (N,) int64 class labels
     factors: torch.Tensor | None = None  # (N, F) ground-truth generative factors, where known
+    index: torch.Tensor | None = None  # (N,) int64 each example's row in its source array or file (0-based, no header)
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def take(self, idx) -> "Split":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        return Split(self.x[idx], pick(self.y), pick(self.factors))
+        return Split(self.x[idx], pick(self.y), pick(self.factors), pick(self.index))
 
     def to(self, device) -> "Split":
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Split(self.x.to(device), mv(self.y), mv(self.factors))
+        return Split(self.x.to(device), mv(self.y), mv(self.factors), self.index)
 
 
 @dataclass
@@ -120,11 +121,11 @@ def list_datasets() -> list[str]:
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _numeric(arr: np.ndarray, where: str) -> np.ndarray:
+def _numeric(arr: np.ndarray, where: str, allow_nan: bool = False) -> np.ndarray:
     if arr.dtype.kind not in "uifb":
         raise DataError(f"{where}: data must be numeric, got dtype {arr.dtype}")
     if arr.dtype.kind == "f":  # checked in the file's own precision, before any cast can overflow
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr) | (np.isnan(arr) if allow_nan else False)))
         if bad:
             raise DataError(f"{where}: data contains {bad} NaN/Inf values")
     return arr
@@ -207,6 +208,28 @@ def _shape_images(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _stratified_pick(n: int, y: np.ndarray | None, fraction: float, gen: torch.Generator) -> np.ndarray:
+    """Positions of a seeded random ``fraction`` of ``n`` rows (at least one), split over the classes in
+    proportion to their sizes when there are labels (issue 18: a test split carved from data that has
+    none). Largest remainders share out what rounding leaves, so many small classes still give
+    round(n * fraction) rows in all."""
+    total = max(1, int(round(n * fraction)))
+    if y is None:
+        return np.sort(torch.randperm(n, generator=gen)[:total].numpy())
+    classes = np.unique(y)
+    groups = [np.nonzero(y == c)[0] for c in classes]
+    quota = np.array([len(g) for g in groups]) * total / n
+    take = np.floor(quota).astype(int)
+    for k in np.argsort(-(quota - take), kind="stable")[: total - int(take.sum())]:
+        take[k] += 1
+    picked = [g[torch.randperm(len(g), generator=gen)[:t].numpy()] for g, t in zip(groups, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def _rows(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if a is None else a[idx]
+
+
 def build(
     name: str,
     raw: dict[str, Any],
@@ -216,13 +239,27 @@ def build(
     limit: int | None = None,
     seed: int = 0,
     normalize: str = "auto",
+    test_fraction: float = 0.1,
+    impute: str | None = None,
+    fitted: dict[str, Any] | None = None,
 ) -> Dataset:
-    """Raw arrays -> a Dataset: float tensors scaled to [0, 1], a validation split carved from train,
-    binarization applied, all recorded in ``preprocessing``."""
+    """Raw arrays -> a Dataset with three disjoint splits (a seeded, stratified test split carved from
+    train when the data has none, then validation), scaled with numbers fitted on the training split
+    alone: images globally to [0, 1], vectors and tables per feature (``normalize``: auto = standard,
+    standard, minmax, none; see ``data/scaling.py``); binarization applied; all recorded in
+    ``preprocessing``. ``fitted``: a run's recorded ``preprocessing``, whose scaling and imputation are
+    applied instead of fitted anew (new data scored by a trained run)."""
+    from .scaling import METHODS, FeatureScaling
+    from .tables import impute_apply, impute_fit
+
     if binarize not in BINARIZE:
         raise DataError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
     if not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise DataError(f"test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got {test_fraction}")
+    if normalize not in ("auto",) + METHODS:
+        raise DataError(f"normalize must be one of auto, {', '.join(METHODS)}, got {normalize!r}")
     where = raw.get("source") or name
     if raw.get("x_train") is None:
         raise DataError(f"{where}: no training inputs found")
@@ -231,51 +268,99 @@ def build(
         raise DataError(f"{where}: the inputs are a single number; expected one row per example")
     if x_tr.shape[0] == 0:
         raise DataError(f"{where}: the dataset is empty")
-    x_te = None if raw.get("x_test") is None else _numeric(np.asarray(raw["x_test"]), where)
-    x_tr = _numeric(x_tr, where)
-    scale = raw.get("scale")
-    if scale is None and normalize == "auto":
-        # integers are scaled by their dtype's range; floats outside [0, 1] by min-max of train
-        if x_tr.dtype == np.uint8:
-            scale = 255.0
-    pre: dict[str, Any] = {"scale": scale}
-    minmax = _fit_scaling(x_tr, scale, normalize)
-    if minmax is not None:
-        pre["minmax"] = list(minmax)
-    xt = _apply_scaling(x_tr, scale, minmax, where)
-    xs = _apply_scaling(x_te, scale, minmax, where) if x_te is not None else None
-    if xs is not None and normalize == "auto":
-        xs, clipped = _clip_to_training_range(xs, "test", x_te, x_tr, where)
-        if clipped:
-            pre["clipped"] = {"test": clipped}
-    if raw.get("images", True):
-        xt = _shape_images(xt)
-        xs = _shape_images(xs) if xs is not None else None
-    if xs is not None and xs.shape[1:] != xt.shape[1:]:
-        raise DataError(f"{where}: train inputs have shape {tuple(xt.shape[1:])} but test inputs {tuple(xs.shape[1:])}")
-    yt = _labels(raw.get("y_train"), xt.shape[0], where)
-    ys = _labels(raw.get("y_test"), xs.shape[0], where) if xs is not None else None
-    ft = raw.get("factors_train")
-    fs = raw.get("factors_test")
-    train = Split(xt, yt, None if ft is None else torch.as_tensor(np.asarray(ft)))
-    test = Split(xs, ys, None if fs is None else torch.as_tensor(np.asarray(fs))) if xs is not None else None
+    images = bool(raw.get("images", True))
+    # per-feature scaling for vectors and tables (N, D); images and sequences keep one global scale
+    per_feature = not images and x_tr.ndim == 2
+    if not per_feature and normalize == "standard":
+        raise DataError(f"{where}: --normalize standard applies to vectors and tables (N, D); images and sequences keep one "
+                        "global scale to [0, 1] (auto or minmax), or none")
+    missing_ok = impute is not None  # NaN marks a missing value, filled below from the training split
+    x_te = None if raw.get("x_test") is None else _numeric(np.asarray(raw["x_test"]), where, missing_ok)
+    x_tr = _numeric(x_tr, where, missing_ok)
+    y_tr_raw = None if raw.get("y_train") is None else _labels(raw.get("y_train"), x_tr.shape[0], where).numpy()
+    y_te_raw = None
+    if x_te is not None and raw.get("y_test") is not None:
+        y_te_raw = _labels(raw.get("y_test"), x_te.shape[0], where).numpy()
 
+    # --- which rows go where: decided on the raw rows, before anything is fitted ---
     gen = torch.Generator().manual_seed(seed)
+    tr_idx = np.arange(len(x_tr))
+    te_idx = None if x_te is None else np.arange(len(x_te))
     if limit is not None:
         if limit < 1:
             raise DataError(f"limit must be >= 1, got {limit}")
-        train = train.take(torch.randperm(len(train), generator=gen)[:limit])
-        if test is not None:
-            test = test.take(torch.randperm(len(test), generator=gen)[: max(1, min(len(test), math.ceil(limit / 5)))])
-    val = None
-    if val_fraction > 0 and len(train) >= 2:
-        perm = torch.randperm(len(train), generator=gen)
-        n_val = max(1, int(round(len(train) * val_fraction)))
-        val, train = train.take(perm[:n_val]), train.take(perm[n_val:])
-    if test is None:
-        test = val  # no test split of its own: evaluate on the held-out validation split
+        tr_idx = torch.randperm(len(x_tr), generator=gen)[:limit].numpy()
+        if te_idx is not None:
+            te_idx = torch.randperm(len(x_te), generator=gen)[: max(1, min(len(x_te), math.ceil(limit / 5)))].numpy()
+    pre: dict[str, Any] = {"kind": raw.get("kind", "vectors") if per_feature else ("images" if images else "arrays")}
+    carved = x_te is None and test_fraction > 0 and len(tr_idx) >= 3
+    if carved:  # the data has no test split: carve one, disjoint from validation (issue 18)
+        pick = _stratified_pick(len(tr_idx), _rows(y_tr_raw, tr_idx), test_fraction, gen)
+        te_idx = tr_idx[pick]
+        tr_idx = np.delete(tr_idx, pick)
+    va_idx = None
+    if val_fraction > 0 and len(tr_idx) >= 2:
+        perm = torch.randperm(len(tr_idx), generator=gen).numpy()
+        n_val = max(1, int(round(len(tr_idx) * val_fraction)))
+        va_idx, tr_idx = tr_idx[perm[:n_val]], tr_idx[perm[n_val:]]
+    pre["test_split"] = "given" if x_te is not None else ("carved" if carved else "none")
+    fitted = fitted or {}
+
+    # --- missing values: filled with the training split's per-feature mean or median ---
+    if missing_ok:
+        values = fitted.get("impute", {}).get("values")
+        values = np.asarray(values, np.float64) if values is not None else impute_fit(x_tr[tr_idx].astype(np.float64), impute, where, raw.get("feature_names"))
+        n_missing = int(np.isnan(x_tr.astype(np.float64)).sum()) + (0 if x_te is None else int(np.isnan(x_te.astype(np.float64)).sum()))
+        x_tr = impute_apply(x_tr, values)
+        x_te = None if x_te is None else impute_apply(x_te, values)
+        pre["impute"] = {"method": impute, "missing": n_missing, "values": values.tolist()}
+        x_tr, x_te = _numeric(x_tr, where), None if x_te is None else _numeric(x_te, where)
+
+    # --- scaling, fitted on the training rows only ---
+    if not per_feature:
+        scale = raw.get("scale")
+        if scale is None and normalize == "auto" and x_tr.dtype == np.uint8:
+            scale = 255.0  # integers are scaled by their dtype's range; floats outside [0, 1] by min-max of train
+        pre["scale"] = scale
+        minmax = tuple(fitted["minmax"]) if fitted.get("minmax") else _fit_scaling(x_tr[tr_idx], scale, "auto" if normalize in ("auto", "minmax") else "none")
+        if minmax is not None:
+            pre["minmax"] = list(minmax)
+        xa = _apply_scaling(x_tr, scale, minmax, where)
+        xb = _apply_scaling(x_te, scale, minmax, where) if x_te is not None else None
+        if images:
+            xa, xb = _shape_images(xa), None if xb is None else _shape_images(xb)
+    else:
+        method = "standard" if normalize == "auto" else normalize
+        if fitted.get("scaling"):
+            fs = FeatureScaling.from_json(fitted["scaling"])
+        else:
+            fs = FeatureScaling.fit(x_tr[tr_idx], method, where)
+        pre["normalize"] = fs.method
+        pre["scaling"] = fs.to_json()
+        xa = fs.apply(x_tr, where)
+        xb = fs.apply(x_te, where) if x_te is not None else None
+    if xb is not None and xb.shape[1:] != xa.shape[1:]:
+        raise DataError(f"{where}: train inputs have shape {tuple(xa.shape[1:])} but test inputs {tuple(xb.shape[1:])}")
+    ya = None if y_tr_raw is None else torch.from_numpy(y_tr_raw)
+    yb = None if y_te_raw is None else torch.from_numpy(y_te_raw)
+    ft, fs_ = raw.get("factors_train"), raw.get("factors_test")
+    whole_a = Split(xa, ya, None if ft is None else torch.as_tensor(np.asarray(ft)), torch.arange(len(xa)))
+    whole_b = Split(xb, yb, None if fs_ is None else torch.as_tensor(np.asarray(fs_)), torch.arange(len(xb))) if xb is not None else None
+    t = lambda idx: torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))  # noqa: E731
+    train = whole_a.take(t(tr_idx))
+    val = whole_a.take(t(va_idx)) if va_idx is not None else None
+    test = None if te_idx is None else (whole_a if carved else whole_b).take(t(te_idx))
+    if not per_feature and normalize == "auto":
+        for split_name, part, src in (("val", val, x_tr if va_idx is None else x_tr[va_idx]),
+                                      ("test", test, None if te_idx is None else (x_tr if carved else x_te)[te_idx])):
+            if part is not None and src is not None:
+                part.x, clipped = _clip_to_training_range(part.x, split_name, src, x_tr[tr_idx], where)
+                if clipped:
+                    pre.setdefault("clipped", {})[split_name] = clipped
+    if test is None and val is not None:
+        test = val  # fewer than 3 rows: no room for a test split of its own
         pre["test_split"] = "val"
-    pre.update({"binarize": binarize, "val_fraction": val_fraction, "limit": limit, "seed": seed})
+    pre.update({"binarize": binarize, "val_fraction": val_fraction, "test_fraction": test_fraction, "limit": limit, "seed": seed})
     if binarize != "none":
         if binarize == "static":
             for s in (train, val, test):
@@ -287,11 +372,14 @@ def build(
                     s.x = torch.bernoulli(s.x, generator=torch.Generator().manual_seed(seed + 1))
                     s._binarized = True  # type: ignore[attr-defined]
     num_classes = None
-    if yt is not None:
-        num_classes = int(max(int(yt.max()), int(ys.max()) if ys is not None and len(ys) else 0)) + 1
+    if ya is not None:
+        num_classes = int(max(int(ya.max()), int(yb.max()) if yb is not None and len(yb) else 0)) + 1
     class_names = raw.get("class_names")
     if class_names is not None and num_classes is not None:
         num_classes = max(num_classes, len(class_names))
+    for key in ("feature_names", "categories", "label_column", "categorical"):
+        if raw.get(key):
+            pre[key] = raw[key]
     return Dataset(
         name=name,
         train=train,
@@ -313,7 +401,7 @@ def from_arrays(x, y=None, *, x_test=None, y_test=None, name: str = "arrays", **
     return build(name, raw, **options)
 
 
-def _from_path(path: Path, label_column=None) -> dict[str, Any]:
+def _from_path(path: Path, label_column=None, table: dict[str, Any] | None = None) -> dict[str, Any]:
     from . import readers
 
     why = readers.why_missing(path)
@@ -340,8 +428,12 @@ def _from_path(path: Path, label_column=None) -> dict[str, Any]:
         raw["images"] = raw["x_train"] is not None and np.asarray(raw["x_train"]).ndim >= 3
         return raw
     if suffix in (".csv", ".tsv", ".txt"):
-        x, y, _header, class_names = readers.read_csv(path, label_column=label_column)
-        return {"x_train": x, "y_train": y, "class_names": class_names, "source": str(path), "images": False}
+        from .tables import read_table
+
+        t = read_table(path, label_column, **(table or {}))
+        return {"x_train": t["x"], "y_train": t["y"], "class_names": t["class_names"], "source": str(path), "images": False,
+                "kind": "table", "feature_names": t["feature_names"], "categories": t["categories"],
+                "label_column": label_column, "categorical": list((table or {}).get("categorical") or [])}
     if "ubyte" in path.name or suffix in (".idx", ".idx.gz", ".gz"):
         x = readers.read_idx(path)
         return {"x_train": x, "source": str(path), "images": x.ndim >= 3}
@@ -384,15 +476,27 @@ def load(
     limit: int | None = None,
     seed: int = 0,
     label_column: str | int | None = None,
+    normalize: str = "auto",
+    test_fraction: float = 0.1,
+    categorical: list[str | int] | tuple = (),
+    impute: str | None = None,
+    fitted: dict[str, Any] | None = None,
     **options: Any,
 ) -> Dataset:
     """A named dataset (``list_datasets()``), ``"auto"`` (Fashion-MNIST if its files are found or can
-    be downloaded, otherwise scikit-learn's digits), or a path to the user's data."""
+    be downloaded, otherwise scikit-learn's digits), or a path to the user's data.
+
+    ``normalize``: per-feature scaling of vectors and tables (auto = standard, minmax, none; images
+    keep one global scale to [0, 1]). ``test_fraction``: the test split carved (seeded, stratified by
+    label) when the data has none. CSV: ``categorical`` columns are one-hot encoded; ``impute`` (mean,
+    median) fills missing values from the training split. ``fitted``: a run's recorded preprocessing,
+    applied instead of fitted (new data for a trained run)."""
     _discover()
     if os.environ.get("AEZOO_OFFLINE"):  # never touch the network (tests, air-gapped machines)
         download = False
     name = str(spec)
-    common = dict(binarize=binarize, val_fraction=val_fraction, limit=limit, seed=seed)
+    common = dict(binarize=binarize, val_fraction=val_fraction, limit=limit, seed=seed, normalize=normalize,
+                  test_fraction=test_fraction, impute=impute, fitted=fitted)
     if name == "auto":
         try:
             raw = DATASETS["fashion-mnist"](data_dir=data_dir, download=download, seed=seed)
@@ -413,4 +517,9 @@ def load(
     if options:
         raise DataError(f"options {sorted(options)} apply to named datasets only")
     path = Path(name).expanduser()
-    return build(path.stem.split(".")[0] or "data", _from_path(path, label_column), **common)
+    table = {"categorical": list(categorical or ()), "impute": impute is not None,
+             "categories": (fitted or {}).get("categories"), "label_optional": fitted is not None}
+    raw = _from_path(path, label_column, table)
+    if categorical and raw.get("kind") != "table":
+        raise DataError(f"{path}: --categorical applies to CSV/TSV tables")
+    return build(path.stem.split(".")[0] or "data", raw, **common)

@@ -16,4 +16,10 @@ def data_of_run(meta: dict[str, Any], spec: str | None = None):
     if spec is None and name in list_datasets():
         source = name
     options = pre.get("options", {}) if source == name else {}
-    return load(source, binarize=pre.get("binarize", "none"), val_fraction=pre.get("val_fraction", 0.1), limit=pre.get("limit"), seed=pre.get("seed", 0), **options)
+    table = {k: pre[k] for k in ("label_column", "categorical") if pre.get(k) is not None}  # issue 18
+    if pre.get("impute"):
+        table["impute"] = pre["impute"]["method"]
+    if pre.get("normalize"):
+        table["normalize"] = pre["normalize"]
+    return load(source, binarize=pre.get("binarize", "none"), val_fraction=pre.get("val_fraction", 0.1), limit=pre.get("limit"),
+                seed=pre.get("seed", 0), test_fraction=pre.get("test_fraction", 0.1), **table, **options)

@@ -121,6 +121,13 @@ class Autoencoder(Trainable):
     generative: ClassVar[bool] = False  # has sample()
     # keyword options ``sample`` takes beyond (n, y), e.g. ("temperature",); `aezoo sample` offers these only
     sample_options: ClassVar[tuple[str, ...]] = ()
+    # the config field that picks the decoder's likelihood p(x|z), where the member has one: `aezoo train`
+    # sets it from the data's kind when the user does not (issue 18: Gaussian for real-valued vectors and
+    # tables, Bernoulli for images in [0, 1]), and says which and why
+    likelihood_field: ClassVar[str | None] = None
+    # per-example anomaly scores the member offers (``evaluate/anomaly.py``), its default first: recon
+    # (every member), elbo and nll_iw (LatentVariableModel), prior_nll (CodeGridModel, once a prior is trained)
+    score_kinds: ClassVar[tuple[str, ...]] = ("recon",)
     # a tiny config for the contract tests and docs: overridden by models with other inputs
     tiny: ClassVar[dict[str, Any]] = {"input_shape": (1, 8, 8), "latent_dim": 4, "hidden": (16,), "channels": (4, 8)}
     # the paper's claims, first match wins (see ``claim``); every registered member declares at least one

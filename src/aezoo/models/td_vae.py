@@ -105,6 +105,7 @@ class Hierarchy(nn.Module):
 @register("td_vae")
 class TDVAE(SequenceModel):
     Config = TDVAEConfig
+    likelihood_field = "likelihood"
     generative = True
     tiny = {"input_shape": (6, 1, 4, 4), "latent_dim": 4, "hidden": (16,), "belief_dim": 8, "block_hidden": 8, "max_jump": 2, "pairs": 2}
     # issue 6's settings (benchmarks/README.md): 10 epochs of the digits' moving-digits are 110 steps of

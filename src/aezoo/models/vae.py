@@ -33,6 +33,7 @@ class VAEConfig(ModelConfig):
     likelihood: Literal["bernoulli", "continuous_bernoulli", "gaussian"] = "bernoulli"
     sigma: float = 1.0  # Gaussian decoder's standard deviation (its initial value if learned)
     learn_sigma: bool = False
+    sigma_per_feature: bool = False  # with learn_sigma: one sigma per input feature (a learned diagonal variance)
     mc_samples: int = 1  # L in the paper
     iw_samples: int = 1  # K > 1 trains on the importance-weighted bound (Burda et al. 2016) instead
 
@@ -41,12 +42,16 @@ class VAEConfig(ModelConfig):
         check(self.sigma > 0, "sigma", f"must be > 0, got {self.sigma}")
         check(self.mc_samples >= 1, "mc_samples", f"must be >= 1, got {self.mc_samples}")
         check(self.iw_samples >= 1, "iw_samples", f"must be >= 1, got {self.iw_samples}")
+        check(not self.sigma_per_feature or (self.learn_sigma and self.likelihood == "gaussian"), "sigma_per_feature",
+              "needs likelihood=gaussian and learn_sigma=true")
 
 
 @register("vae")
 class VAE(LatentVariableModel):
     Config = VAEConfig
     generative = True
+    likelihood_field = "likelihood"
+    score_kinds = ("elbo", "nll_iw", "recon")
     # Until the decoder can use z, the KL term wins and the posterior sits on the prior. On the 8x8
     # digits (the fallback of `--data auto`) 10 epochs are 110 steps: KL 0.13 nats, nothing encoded
     # (KL warm-up or a 3x lr do not fix that: the decoder has not learned yet). 1,000 steps give
@@ -62,7 +67,7 @@ class VAE(LatentVariableModel):
         c = config
         self.encoder = encoder_for(c, 2 * c.latent_dim)
         self.decoder = decoder_for(c)
-        self.likelihood = make_likelihood(c.likelihood, c.sigma, c.learn_sigma)
+        self.likelihood = make_likelihood(c.likelihood, c.sigma, c.learn_sigma, tuple(c.input_shape) if c.sigma_per_feature else None)
 
     # --- the latent-variable interface shared with evaluation (ELBO, IWAE bound) ----------------
     def posterior(self, x, y=None) -> DiagonalGaussian:

@@ -98,6 +98,7 @@ class VQVAE(CodeGridModel):
     Config = VQVAEConfig
     generative = True  # through the prior of the second stage
     tiny = {"input_shape": (1, 8, 8), "latent_dim": 4, "channels": (4, 8)}
+    score_kinds = ("prior_nll", "recon")  # the prior's NLL of the codes, once `aezoo train-prior` has fitted one
     claims = (Claim("van den Oord, Vinyals & Kavukcuoglu 2017",
                     "Every cell of the code grid is one of K = {num_codes} codebook vectors, and the codebook is used: "
                     "a high perplexity and few dead codes.",

@@ -46,6 +46,7 @@ class VQVAE2(CodeGridModel):
     Config = VQVAE2Config
     generative = True  # through the priors of the second stage
     tiny = {"input_shape": (1, 8, 8), "latent_dim": 4, "channels": (4, 8)}
+    score_kinds = ("prior_nll", "recon")  # the prior's NLL of the codes, once `aezoo train-prior` has fitted one
     grid_names = ("top", "bottom")
     claims = (Claim("Razavi, van den Oord & Vinyals 2019",
                     "Both code grids are used: the top grid keeps global structure, the bottom grid, quantised given the top "

@@ -92,11 +92,13 @@ class ContinuousBernoulli(nn.Module):
 
 
 class Gaussian(nn.Module):
-    """params are the mean; sigma is fixed, or learned as one scalar (``learn_sigma``)."""
+    """params are the mean; sigma is fixed, or learned (``learn_sigma``) as one scalar or, given
+    ``shape`` (the input shape), one per feature: a learned diagonal variance, for tables whose
+    features are not equally predictable (issue 18)."""
 
-    def __init__(self, sigma: float = 1.0, learn_sigma: bool = False):
+    def __init__(self, sigma: float = 1.0, learn_sigma: bool = False, shape: tuple[int, ...] | None = None):
         super().__init__()
-        log_sigma = torch.tensor(math.log(sigma))
+        log_sigma = torch.full(tuple(shape), math.log(sigma)) if shape is not None else torch.tensor(math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -104,6 +106,9 @@ class Gaussian(nn.Module):
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
         x = x.expand_as(params)
+        if self.log_sigma.dim() > 0:  # per feature: sum_i -(x_i - mu_i)^2 / 2 sigma_i^2 - log sigma_i - log(2 pi) / 2
+            lp = -0.5 * (x - params).pow(2) * torch.exp(-2 * self.log_sigma) - self.log_sigma - 0.5 * LOG_2PI
+            return lp.flatten(batch_dims).sum(-1)
         sq = (x - params).pow(2).flatten(batch_dims).sum(-1)
         d = params[(0,) * batch_dims].numel()
         return -0.5 * sq * torch.exp(-2 * self.log_sigma) - d * (self.log_sigma + 0.5 * LOG_2PI)
@@ -115,12 +120,22 @@ class Gaussian(nn.Module):
         return params + self.log_sigma.exp() * torch.randn_like(params)
 
     def note(self, x: torch.Tensor) -> str:
-        return (f"gaussian decoder (sigma {float(self.log_sigma.exp()):.3g}): neg_elbo and nll_iw bound -log p(x) of a density "
+        sigma = self.log_sigma.exp()
+        which = f"sigma {float(sigma):.3g}" if sigma.dim() == 0 else f"per-feature sigma {float(sigma.min()):.3g}..{float(sigma.max()):.3g}"
+        return (f"gaussian decoder ({which}): neg_elbo and nll_iw bound -log p(x) of a density "
                 "on R^d, in nats (a density, so not comparable with likelihoods of discrete data)")
 
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 
 
-def make_likelihood(kind: str, sigma: float = 1.0, learn_sigma: bool = False) -> nn.Module:
-    return {"bernoulli": Bernoulli, "continuous_bernoulli": ContinuousBernoulli, "gaussian": lambda: Gaussian(sigma, learn_sigma)}[kind]()
+def make_likelihood(kind: str, sigma: float = 1.0, learn_sigma: bool = False, shape: tuple[int, ...] | None = None) -> nn.Module:
+    """``shape``: the input shape, for a Gaussian with one learned sigma per feature."""
+    return {"bernoulli": Bernoulli, "continuous_bernoulli": ContinuousBernoulli, "gaussian": lambda: Gaussian(sigma, learn_sigma, shape)}[kind]()
+
+
+def default_likelihood(kind: str) -> tuple[str, str]:
+    """The decoder likelihood for a data kind (``Dataset.preprocessing['kind']``) and why (issue 18)."""
+    if kind in ("vectors", "table"):
+        return "gaussian", f"real-valued {'table' if kind == 'table' else 'vectors'}, scaled per feature: a density on R^d"
+    return "bernoulli", f"{kind} scaled to [0, 1]: the Bernoulli of the papers (gaussian for real values: --set likelihood=gaussian)"
