@@ -17,6 +17,12 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: s
     p.add_argument("--limit", type=int, help="use a random subset of N training examples")
     p.add_argument("--label-column", help="label column (name or index) for CSV data")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="option of a named dataset (e.g. n=2000)")
+    p.add_argument("--image-size", type=int, metavar="N", help="image folders: resize the short side to N and crop the centre (N x N)")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="image folders: 1 (grey) or 3 (RGB); default 1 when every image is grey")
+    p.add_argument("--strict", action="store_true", help="image folders: an unreadable file is an error (default: skipped and counted)")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave uint8 images (.npy, image folder) on disk and read batches in DataLoader workers "
+                   "(default: when they exceed the memory budget, $AEZOO_MEMORY_BUDGET or half the free memory)")
 
 
 def data_options(args) -> dict:
@@ -42,6 +48,9 @@ def load_data(args, default_binarize: str = "none"):
     if label_column is not None and label_column.lstrip("-").isdigit():
         label_column = int(label_column)
     kwargs = dict(data_dir=args.data_dir, binarize=args.binarize or default_binarize, limit=args.limit, label_column=label_column)
+    kwargs.update({k: v for k in ("image_size", "channels", "stream") if (v := getattr(args, k, None)) is not None})
+    if getattr(args, "strict", False):
+        kwargs["strict"] = True
     return load(args.data, **kwargs, **data_options(args))
 
 

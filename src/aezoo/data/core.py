@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from ..errors import DataError, DataWarning
+from .images import ByteImages, byte_inputs
 
 BINARIZE = ("none", "static", "dynamic")
 
 
 @dataclass
 class Split:
-    x: torch.Tensor  # (N, *input_shape) float32
+    x: torch.Tensor  # (N, *input_shape) float32, or uint8 images that read as float32 (``images.ByteImages``)
     y: torch.Tensor | None = None  # (N,) int64 class labels
     factors: torch.Tensor | None = None  # (N, F) ground-truth generative factors, where known
 
@@ -29,7 +30,8 @@ class Split:
 
     def take(self, idx) -> "Split":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        return Split(self.x[idx], pick(self.y), pick(self.factors))
+        x = self.x.take(idx) if isinstance(self.x, ByteImages) else self.x[idx]  # bytes stay bytes (issue 13)
+        return Split(x, pick(self.y), pick(self.factors))
 
     def to(self, device) -> "Split":
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -207,25 +209,8 @@ def _shape_images(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def build(
-    name: str,
-    raw: dict[str, Any],
-    *,
-    binarize: str = "none",
-    val_fraction: float = 0.1,
-    limit: int | None = None,
-    seed: int = 0,
-    normalize: str = "auto",
-) -> Dataset:
-    """Raw arrays -> a Dataset: float tensors scaled to [0, 1], a validation split carved from train,
-    binarization applied, all recorded in ``preprocessing``."""
-    if binarize not in BINARIZE:
-        raise DataError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
-    if not 0 <= val_fraction < 1:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    where = raw.get("source") or name
-    if raw.get("x_train") is None:
-        raise DataError(f"{where}: no training inputs found")
+def _float_inputs(raw: dict[str, Any], normalize: str, where: str) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+    """Train and test inputs as float32 in [0, 1] (or as given), and the scaling applied."""
     x_tr = np.asarray(raw["x_train"])
     if x_tr.ndim == 0:
         raise DataError(f"{where}: the inputs are a single number; expected one row per example")
@@ -253,6 +238,32 @@ def build(
         xs = _shape_images(xs) if xs is not None else None
     if xs is not None and xs.shape[1:] != xt.shape[1:]:
         raise DataError(f"{where}: train inputs have shape {tuple(xt.shape[1:])} but test inputs {tuple(xs.shape[1:])}")
+    return xt, xs, pre
+
+
+def build(
+    name: str,
+    raw: dict[str, Any],
+    *,
+    binarize: str = "none",
+    val_fraction: float = 0.1,
+    limit: int | None = None,
+    seed: int = 0,
+    normalize: str = "auto",
+) -> Dataset:
+    """Raw arrays -> a Dataset: float tensors scaled to [0, 1], a validation split carved from train,
+    binarization applied, all recorded in ``preprocessing``."""
+    if binarize not in BINARIZE:
+        raise DataError(f"binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    where = raw.get("source") or name
+    if raw.get("x_train") is None:
+        raise DataError(f"{where}: no training inputs found")
+    byte = byte_inputs(raw, binarize, normalize, where)  # uint8 images stay bytes until each batch (issue 13)
+    xt, xs, pre = byte if byte is not None else _float_inputs(raw, normalize, where)
+    if raw.get("image"):
+        pre["image"] = raw["image"]  # how a folder was read (image_size, channels): reloading it needs them
     yt = _labels(raw.get("y_train"), xt.shape[0], where)
     ys = _labels(raw.get("y_test"), xs.shape[0], where) if xs is not None else None
     ft = raw.get("factors_train")
@@ -313,7 +324,7 @@ def from_arrays(x, y=None, *, x_test=None, y_test=None, name: str = "arrays", **
     return build(name, raw, **options)
 
 
-def _from_path(path: Path, label_column=None) -> dict[str, Any]:
+def _from_path(path: Path, label_column=None, images: dict[str, Any] | None = None) -> dict[str, Any]:
     from . import readers
 
     why = readers.why_missing(path)
@@ -325,8 +336,9 @@ def _from_path(path: Path, label_column=None) -> dict[str, Any]:
         idx = sorted(p for p in path.iterdir() if "idx" in p.name and "ubyte" in p.name)
         if idx:
             return _idx_folder(path)
-        x, y, class_names = readers.read_image_folder(path)
-        return {"x_train": x, "y_train": y, "class_names": class_names, "source": str(path), "scale": 255.0}
+        from .images import open_folder
+
+        return open_folder(path, **(images or {}))
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     if suffix in (".npz", ".npy"):
         arrays = readers.read_array_file(path)
@@ -384,10 +396,19 @@ def load(
     limit: int | None = None,
     seed: int = 0,
     label_column: str | int | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    stream: bool | None = None,
     **options: Any,
 ) -> Dataset:
     """A named dataset (``list_datasets()``), ``"auto"`` (Fashion-MNIST if its files are found or can
-    be downloaded, otherwise scikit-learn's digits), or a path to the user's data."""
+    be downloaded, otherwise scikit-learn's digits), or a path to the user's data.
+
+    Image folders: ``image_size`` resizes the short side and crops the centre, ``channels`` (1 or 3)
+    converts, unreadable files are skipped (an error with ``strict``). ``stream``: True leaves uint8
+    images of a ``.npy`` or a folder on disk, read by DataLoader workers; False holds them in memory;
+    None chooses by the memory budget (``images.memory_budget``)."""
     _discover()
     if os.environ.get("AEZOO_OFFLINE"):  # never touch the network (tests, air-gapped machines)
         download = False
@@ -407,10 +428,16 @@ def load(
         return ds
     if name in DATASETS:
         raw = DATASETS[name](data_dir=data_dir, download=download, seed=seed, limit=limit, **options)
+        raw.setdefault("stream", stream)
         ds = build(name, raw, **common)
         ds.preprocessing["options"] = options
         return ds
     if options:
         raise DataError(f"options {sorted(options)} apply to named datasets only")
     path = Path(name).expanduser()
-    return build(path.stem.split(".")[0] or "data", _from_path(path, label_column), **common)
+    images = {"image_size": image_size, "channels": channels, "strict": strict, "stream": stream}
+    if not path.is_dir() and (image_size is not None or channels is not None):
+        raise DataError(f"--image-size and --channels apply to image folders; {name} is not a folder")
+    raw = _from_path(path, label_column, images)
+    raw.setdefault("stream", stream)
+    return build(path.stem.split(".")[0] or "data", raw, **common)

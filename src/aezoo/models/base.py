@@ -77,18 +77,20 @@ class ModelConfig:
 
     input_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 16
-    arch: Literal["mlp", "conv"] = "mlp"
+    arch: Literal["mlp", "conv", "resnet"] = "mlp"  # resnet: residual conv nets for natural images (nn/resnet.py)
     hidden: tuple[int, ...] = (512, 256)  # MLP widths, encoder side; the decoder mirrors them
     channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side
     activation: str = "relu"
+    downsample: int = 4  # resnet: the code grid is the input size / downsample (4, 8 or 16)
 
     def __post_init__(self):
         check(len(self.input_shape) >= 1 and all(d > 0 for d in self.input_shape), "input_shape", f"must be positive sizes, got {self.input_shape}")
         check(self.latent_dim >= 1, "latent_dim", f"must be >= 1, got {self.latent_dim}")
         check(all(h >= 1 for h in self.hidden), "hidden", f"widths must be >= 1, got {self.hidden}")
         check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "channels", f"must be >= 1, got {self.channels}")
-        if self.arch == "conv":
-            check(len(self.input_shape) == 3, "arch", f"'conv' needs image input (C, H, W), got input_shape {self.input_shape}")
+        check(self.downsample in (4, 8, 16), "downsample", f"must be 4, 8 or 16, got {self.downsample}")
+        if self.arch in ("conv", "resnet"):
+            check(len(self.input_shape) == 3, "arch", f"{self.arch!r} needs image input (C, H, W), got input_shape {self.input_shape}")
 
 
 class Autoencoder(nn.Module):

@@ -150,7 +150,7 @@ def data_of_run(meta: dict[str, Any], spec: str | None = None):
 
     if spec is None and name in list_datasets():
         source = name
-    options = pre.get("options", {}) if source == name else {}
+    options = pre.get("options", {}) if source == name else {k: v for k, v in pre.get("image", {}).items() if k != "skipped"}
     return load(source, binarize=pre.get("binarize", "none"), val_fraction=pre.get("val_fraction", 0.1), limit=pre.get("limit"), seed=pre.get("seed", 0), **options)
 
 
