@@ -315,4 +315,4 @@ def _as_bytes(x, stream: bool | None) -> ByteImages:
     if isinstance(x, np.memmap) or (isinstance(x.base, np.memmap)):
         if should_stream(x.nbytes, stream):
             return ByteImages(x)
-    return ByteImages(torch.from_numpy(np.ascontiguousarray(x)))
+    return ByteImages(torch.from_numpy(np.array(x, order="C")))  # a copy: a memory map is read-only
