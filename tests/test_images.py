@@ -224,3 +224,70 @@ def test_ddp_two_gloo_processes_on_a_streamed_npy_match_one_process(tmp_path):
     assert aezoo.cli.main([*train, "--no-stream", "--out", str(one)]) == 0
     torchrun(tmp_path, two, [*train, "--stream", "--workers", "1", "--out", str(two)])
     assert_same(weights(one), weights(two))
+
+
+# --- readers of official files, on files made here (never fetched) -------------------------------
+def cifar_records(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n, dtype=np.uint8)
+    x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    return np.concatenate([y[:, None], x.reshape(n, -1)], 1).tobytes(), x, y
+
+
+def test_cifar10_binary_archive(tmp_path):
+    import io
+    import tarfile
+
+    from aezoo.data.cifar import read_cifar10
+
+    want = {}
+    with tarfile.open(tmp_path / "cifar-10-binary.tar.gz", "w:gz") as tar:
+        for i, name in enumerate([f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]):
+            blob, x, y = cifar_records(4, i)
+            want[name] = (x, y)
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    ds = load("cifar10", data_dir=tmp_path, val_fraction=0)
+    assert ds.input_shape == (3, 32, 32) and len(ds.train) == 20 and len(ds.test) == 4 and ds.class_names[0] == "airplane"
+    raw = read_cifar10(tmp_path / "cifar-10-binary.tar.gz")
+    assert np.array_equal(raw["x_train"][:4], want["data_batch_1.bin"][0]) and np.array_equal(raw["y_test"], want["test_batch.bin"][1])
+    (tmp_path / "cifar-10-binary.tar.gz").unlink()
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")
+    with pytest.raises(aezoo.errors.DataError, match="pickled"):
+        load("cifar10", data_dir=tmp_path)
+
+
+def test_celeba64_crops_resizes_and_splits_by_the_official_partition(tmp_path):
+    folder = tmp_path / "celeba"
+    (folder / "img_align_celeba").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(6):
+        arr = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / "img_align_celeba" / f"{i:06d}.jpg")
+        lines.append(f"{i:06d}.jpg {[0, 0, 0, 1, 2, 2][i]}")
+    (folder / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    ds = load("celeba64", data_dir=tmp_path, val_fraction=0)
+    assert ds.input_shape == (3, 64, 64) and len(ds.train) == 4 and len(ds.test) == 2
+    assert (folder / "celeba-64.npy").exists()  # decoded once, memory-mapped after
+    again = load("celeba64", data_dir=tmp_path, val_fraction=0)
+    assert torch.equal(ds.test.x[:], again.test.x[:])
+
+
+def test_cifar10_download_checks_the_checksum_and_lands_whole(tmp_path, monkeypatch):
+    import hashlib
+
+    from aezoo.data import cifar
+
+    src = tmp_path / "served.tar.gz"
+    src.write_bytes(b"pretend archive")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cifar, "CIFAR_URL", src.as_uri())
+    monkeypatch.setattr(cifar, "CIFAR_SHA256", "0" * 64)
+    with pytest.raises(aezoo.errors.DataError, match="SHA-256 mismatch"):
+        cifar.find_cifar(tmp_path / "none", download=True)
+    assert not list((tmp_path / "home").rglob("*.tar.gz")) and not list((tmp_path / "home").rglob(".*part"))
+    monkeypatch.setattr(cifar, "CIFAR_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
+    got = cifar.find_cifar(tmp_path / "none", download=True)
+    assert got.read_bytes() == src.read_bytes() and got.parent.name == "cifar-10"
