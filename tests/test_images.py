@@ -291,3 +291,26 @@ def test_cifar10_download_checks_the_checksum_and_lands_whole(tmp_path, monkeypa
     monkeypatch.setattr(cifar, "CIFAR_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
     got = cifar.find_cifar(tmp_path / "none", download=True)
     assert got.read_bytes() == src.read_bytes() and got.parent.name == "cifar-10"
+
+
+def test_webdataset_shards_read_by_index_stream_like_memory(tmp_path):
+    import io
+
+    wds = pytest.importorskip("webdataset")
+    rng = np.random.default_rng(0)
+    want = rng.integers(0, 256, (30, 10, 12, 3), dtype=np.uint8)
+    for s in range(3):  # shards written by WebDataset's own writer
+        with wds.TarWriter(str(tmp_path / f"shard-{s:03d}.tar")) as sink:
+            for i in range(s * 10, s * 10 + 10):
+                buf = io.BytesIO()
+                Image.fromarray(want[i]).save(buf, format="PNG")
+                sink.write({"__key__": f"{i:05d}", "png": buf.getvalue(), "cls": str(i % 4).encode()})
+    memory = load(tmp_path, stream=False, val_fraction=0)
+    streamed = load(tmp_path, stream=True, val_fraction=0)
+    assert memory.input_shape == (3, 10, 12) and memory.num_classes == 4
+    assert torch.equal(memory.train.x[:], torch.from_numpy(want.transpose(0, 3, 1, 2)).float() / 255)
+    s = make_batches(streamed.train, 8, seed=2, workers=1)
+    m = make_batches(memory.train, 8, seed=2)
+    assert isinstance(s, StreamBatches)
+    for (a, ya), (b, yb) in zip(s.epoch(0), m.epoch(0), strict=True):
+        assert torch.equal(a, b) and torch.equal(ya, yb)

@@ -332,6 +332,10 @@ def _from_path(path: Path, label_column=None, images: dict[str, Any] | None = No
         raise DataError(f"no dataset named or file found at {str(path)!r}; named datasets: {', '.join(list_datasets())}")
     if why is not None:
         raise DataError(f"{path}: {why}")
+    if path.suffix == ".tar" or (path.is_dir() and any(path.glob("*.tar"))):  # WebDataset shards (issue 13)
+        from .images import open_shards
+
+        return open_shards(path, **(images or {}))
     if path.is_dir():
         idx = sorted(p for p in path.iterdir() if "idx" in p.name and "ubyte" in p.name)
         if idx:
@@ -436,7 +440,7 @@ def load(
         raise DataError(f"options {sorted(options)} apply to named datasets only")
     path = Path(name).expanduser()
     images = {"image_size": image_size, "channels": channels, "strict": strict, "stream": stream}
-    if not path.is_dir() and (image_size is not None or channels is not None):
+    if not path.is_dir() and path.suffix != ".tar" and (image_size is not None or channels is not None):
         raise DataError(f"--image-size and --channels apply to image folders; {name} is not a folder")
     raw = _from_path(path, label_column, images)
     raw.setdefault("stream", stream)

@@ -316,3 +316,79 @@ def _as_bytes(x, stream: bool | None) -> ByteImages:
         if should_stream(x.nbytes, stream):
             return ByteImages(x)
     return ByteImages(torch.from_numpy(np.array(x, order="C")))  # a copy: a memory map is read-only
+
+
+# --- WebDataset tar shards ---------------------------------------------------------------------------
+class TarShards:
+    """Images in WebDataset tar shards (``KEY.png|jpg|jpeg`` members, optional ``KEY.cls`` labels), read
+    by index: each member's offset is found once from the tar headers, and a worker seeks to the bytes
+    it needs. Random access keeps the per-epoch permutation, per-rank shares and exact resume of every
+    other source (WebDataset's own sequential pipeline shuffles in a buffer and cannot resume mid-epoch)."""
+
+    def __init__(self, entries: list[tuple[str, int, int]], mode: str, size: tuple[int, int], image_size: int | None):
+        self.entries, self.mode, self.image_size = entries, mode, image_size  # (shard, offset, size) per image
+        self.shape = (len(entries), 1 if mode == "L" else 3, *size)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        import io
+
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+        for i, r in enumerate(rows):
+            shard, offset, size = self.entries[r]
+            with open(shard, "rb") as f:
+                f.seek(offset)
+                blob = f.read(size)
+            try:
+                out[i] = decode(io.BytesIO(blob), self.mode, self.image_size)
+            except Exception as e:  # Pillow raises many types on damaged bytes
+                raise DataError(f"{shard} at byte {offset}: cannot read image ({e})") from None
+        return out
+
+
+def open_shards(path, image_size: int | None = None, channels: int | None = None, strict: bool = False, stream: bool | None = None) -> dict[str, Any]:
+    """A ``.tar`` shard or a folder of them as a raw dataset dict (``x_train`` a ``ByteImages``)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    path = Path(path)
+    shards = sorted(path.glob("*.tar")) if path.is_dir() else [path]
+    entries, labels, modes, sizes, bad = [], [], set(), {}, []
+    for shard in shards:
+        try:
+            with tarfile.open(shard, "r:") as tar:
+                members = [m for m in tar.getmembers() if m.isfile()]
+                cls = {m.name.rsplit(".", 1)[0]: tar.extractfile(m).read() for m in members if m.name.endswith(".cls")}
+                for m in members:
+                    key, _, ext = m.name.rpartition(".")
+                    if "." + ext.lower() not in IMAGE_EXTENSIONS:
+                        continue
+                    try:
+                        with Image.open(io.BytesIO(tar.extractfile(m).read(min(m.size, 1 << 16)))) as im:
+                            sizes.setdefault(im.size, f"{shard.name}:{m.name}")
+                            modes.add(im.mode)
+                    except Exception as e:  # a header Pillow cannot read
+                        bad.append((Path(f"{shard.name}:{m.name}"), type(e).__name__))
+                        continue
+                    entries.append((str(shard), m.offset_data, m.size))
+                    labels.append(int(cls[key]) if key in cls else -1)
+        except (tarfile.TarError, OSError, ValueError) as e:
+            raise DataError(f"{shard}: not a readable tar shard ({e})") from None
+    _report_skipped(path, bad, len(entries) + len(bad), strict)
+    if not entries:
+        raise DataError(f"{path}: no images in {len(shards)} tar shard(s)")
+    if image_size is None and len(sizes) > 1:
+        raise DataError(f"{path}: images of {len(sizes)} sizes; give --image-size N to resize the short side to N and crop the centre")
+    if channels is None:
+        channels = 1 if modes <= {"L", "1"} else 3
+    mode = "L" if channels == 1 else "RGB"
+    w, h = (image_size, image_size) if image_size is not None else next(iter(sizes))
+    store = TarShards(entries, mode, (h, w), image_size)
+    if not should_stream(int(np.prod(store.shape)), stream):
+        store = torch.from_numpy(store[range(len(store))])
+    y = np.array(labels, np.int64) if labels and min(labels) >= 0 else None
+    return {"x_train": ByteImages(store), "y_train": y, "source": str(path), "image": {"image_size": image_size, "channels": channels, "skipped": len(bad)}}
