@@ -67,7 +67,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--n-test", type=int, default=500)
-    p.add_argument("--only", nargs="*", help="variants to run (default all)")
+    p.add_argument("--only", nargs="*", help="variants to run, by the start of their names (default all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/bench_images")
     args = p.parse_args()
@@ -82,7 +82,7 @@ def main():
     if path.exists():
         results = json.loads(path.read_text())
     for name, variant in VARIANTS.items():
-        if args.only and not any(o in name for o in args.only):
+        if args.only and not any(name.startswith(o) for o in args.only):
             continue
         torch.manual_seed(0)
         model = build(variant, data.input_shape)
