@@ -10,14 +10,14 @@ import aezoo
 from aezoo.train.checkpoint import save_model, write_json
 
 
-def make_run(folder: Path, name: str, **config) -> Path:
+def make_run(folder: Path, name: str, train: dict | None = None, **config) -> Path:
     torch.manual_seed(0)
     data = aezoo.data.load("digits", limit=300)
     from aezoo.registry import get
 
     net = {} if "hidden" in getattr(get(name).Config, "retired", {}) else {"hidden": (32,)}  # VQ models have no MLP
     model = aezoo.create(name, input_shape=(1, 8, 8), **net, **config)
-    aezoo.train(model, data, epochs=2, batch_size=64, progress=False, min_steps=0)
+    aezoo.train(model, data, **{"epochs": 2, "batch_size": 64, "progress": False, "min_steps": 0, **(train or {})})
     run = Path(folder)
     run.mkdir(parents=True, exist_ok=True)
     save_model(run, model, {"data": data.describe(), "finished": True})

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.browser
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-RUNS = {"vae": {"latent_dim": 4}, "cvae": {"latent_dim": 4}, "vq_vae": {"latent_dim": 4, "num_codes": 16, "channels": (4, 8)}}
+RUNS = {"vae": {"latent_dim": 4}, "cvae": {"latent_dim": 4}, "vq_vae": {"latent_dim": 4, "num_codes": 16, "channels": (4, 8),
+                                                                            # trained enough that a slider's end moves pixels
+                                                                            "train": {"epochs": 6, "lr": 1e-2}}}
 
 
 def js(tools, expression):

@@ -23,6 +23,12 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: s
     p.add_argument("--impute", choices=["mean", "median"], help="fill missing CSV values with the training split's per-column mean or median")
     p.add_argument("--test-fraction", type=float, help="when the data has no test split: the fraction carved out as one "
                    "(seeded, stratified by label; default 0.1)")
+    p.add_argument("--image-size", type=int, metavar="N", help="image folders: resize the short side to N and crop the centre (N x N)")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="image folders: 1 (grey) or 3 (RGB); default 1 when every image is grey")
+    p.add_argument("--strict", action="store_true", help="image folders: an unreadable file is an error (default: skipped and counted)")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave uint8 images (.npy, image folder) on disk and read batches in DataLoader workers "
+                   "(default: when they exceed the memory budget, $AEZOO_MEMORY_BUDGET or half the free memory)")
 
 
 def data_options(args) -> dict:
@@ -56,6 +62,9 @@ def load_data(args, default_binarize: str = "none"):
         kwargs["impute"] = args.impute
     if getattr(args, "test_fraction", None) is not None:
         kwargs["test_fraction"] = args.test_fraction
+    kwargs.update({k: v for k in ("image_size", "channels", "stream") if (v := getattr(args, k, None)) is not None})
+    if getattr(args, "strict", False):
+        kwargs["strict"] = True
     return load(args.data, **kwargs, **data_options(args))
 
 

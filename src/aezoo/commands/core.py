@@ -54,7 +54,8 @@ def _setup_train(p):
                    "as model.safetensors, the raw weights beside it as model-raw.safetensors")
     p.add_argument("--log", action="append", choices=sorted(LOGGERS), help="also log to TensorBoard (RUN/tensorboard)")
     p.add_argument("--latent-dim", type=int)
-    p.add_argument("--arch", choices=["mlp", "conv"])
+    p.add_argument("--arch", choices=["mlp", "conv", "resnet"], help="resnet: residual conv nets for photos (--set downsample=4|8|16)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes for streamed data (default 2)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="bf16 mixed precision")
@@ -71,7 +72,7 @@ def _setup_train(p):
 
 
 TRAIN_FLAGS = ("epochs", "steps", "min_steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay", "clip_grad_norm",
-               "ema_decay", "log", "seed", "device", "checkpoint_every")
+               "ema_decay", "log", "seed", "device", "checkpoint_every", "workers")
 
 
 @command("train", help="train a model and write a run folder with its report", args=_setup_train)

@@ -12,6 +12,7 @@ import math
 import torch
 
 from .core import Split
+from .images import ByteImages
 
 
 def _fits_on(device: torch.device, nbytes: int) -> bool:
@@ -43,13 +44,16 @@ class Batches:
         # equal shares per rank keep DDP's gradient average equal to the global batch mean
         self.drop_last = world_size > 1 if drop_last is None else drop_last
         self.n = len(split)
-        nbytes = split.x.numel() * split.x.element_size()
+        x, self.scale = split.x, None
+        if isinstance(x, ByteImages):  # uint8 on the device; each batch becomes float there (issue 13)
+            x, self.scale = x.bytes(slice(None)), x.scale
+        nbytes = x.numel() * x.element_size()
         self.on_device = _fits_on(self.device, nbytes)
         if self.on_device:
-            self.x = split.x.to(self.device)
+            self.x = x.to(self.device)
             self.y = None if split.y is None else split.y.to(self.device)
         else:  # stream from pinned host memory with non-blocking copies
-            self.x = split.x.pin_memory()
+            self.x = x.pin_memory()
             self.y = None if split.y is None else split.y.pin_memory()
         if self.drop_last and self.n < batch_size:
             raise ValueError(f"{self.n} examples are fewer than one global batch of {batch_size}")
@@ -82,7 +86,19 @@ class Batches:
             if not self.on_device:
                 x = x.to(self.device, non_blocking=True)
                 y = None if y is None else y.to(self.device, non_blocking=True)
+            if self.scale is not None:
+                x = x.float().div_(self.scale)
             if self.binarize:  # seeded per batch, so resuming mid-epoch draws the same samples
                 g = torch.Generator(device=x.device).manual_seed((self.seed * 7_919 + epoch) * 1_000_003 + first + i)
                 x = torch.bernoulli(x, generator=g)
             yield x, y
+
+
+def make_batches(split: Split, batch_size: int, device="cpu", seed: int = 0, rank: int = 0, world_size: int = 1,
+                 dynamic_binarization: bool = False, workers: int = 2) -> Batches:
+    """``Batches`` for a split in memory; ``StreamBatches`` (DataLoader workers) for one left on disk."""
+    if isinstance(split.x, ByteImages) and not split.x.in_memory:
+        from .streaming import StreamBatches
+
+        return StreamBatches(split, batch_size, device, seed, rank, world_size, dynamic_binarization, workers=workers)
+    return Batches(split, batch_size, device, seed, rank, world_size, dynamic_binarization)

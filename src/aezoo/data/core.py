@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from ..errors import DataError, DataWarning
+from .images import ByteImages, byte_inputs
 
 BINARIZE = ("none", "static", "dynamic")
 
 
 @dataclass
 class Split:
-    x: torch.Tensor  # (N, *input_shape) float32
+    x: torch.Tensor  # (N, *input_shape) float32, or uint8 images that read as float32 (``images.ByteImages``)
     y: torch.Tensor | None = None  # (N,) int64 class labels
     factors: torch.Tensor | None = None  # (N, F) ground-truth generative factors, where known
     index: torch.Tensor | None = None  # (N,) int64 each example's row in its source array or file (0-based, no header)
@@ -30,7 +31,8 @@ class Split:
 
     def take(self, idx) -> "Split":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        return Split(self.x[idx], pick(self.y), pick(self.factors), pick(self.index))
+        x = self.x.take(idx) if isinstance(self.x, ByteImages) else self.x[idx]  # bytes stay bytes (issue 13)
+        return Split(x, pick(self.y), pick(self.factors), pick(self.index))
 
     def to(self, device) -> "Split":
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -230,6 +232,32 @@ def _rows(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
     return None if a is None else a[idx]
 
 
+def _assign_rows(n_train: int, n_test: int | None, y_train: np.ndarray | None, *, limit: int | None, seed: int,
+                 val_fraction: float, test_fraction: float):
+    """Row positions of (train, val, test) and whether test was carved from train: seeded, decided on the
+    rows before anything is fitted, the same for in-memory and streamed data (issue 13)."""
+    gen = torch.Generator().manual_seed(seed)
+    tr_idx = np.arange(n_train)
+    te_idx = None if n_test is None else np.arange(n_test)
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"limit must be >= 1, got {limit}")
+        tr_idx = torch.randperm(n_train, generator=gen)[:limit].numpy()
+        if te_idx is not None:
+            te_idx = torch.randperm(n_test, generator=gen)[: max(1, min(n_test, math.ceil(limit / 5)))].numpy()
+    carved = n_test is None and test_fraction > 0 and len(tr_idx) >= 3
+    if carved:  # the data has no test split: carve one, disjoint from validation (issue 18)
+        pick = _stratified_pick(len(tr_idx), _rows(y_train, tr_idx), test_fraction, gen)
+        te_idx = tr_idx[pick]
+        tr_idx = np.delete(tr_idx, pick)
+    va_idx = None
+    if val_fraction > 0 and len(tr_idx) >= 2:
+        perm = torch.randperm(len(tr_idx), generator=gen).numpy()
+        n_val = max(1, int(round(len(tr_idx) * val_fraction)))
+        va_idx, tr_idx = tr_idx[perm[:n_val]], tr_idx[perm[n_val:]]
+    return tr_idx, va_idx, te_idx, carved
+
+
 def build(
     name: str,
     raw: dict[str, Any],
@@ -263,6 +291,17 @@ def build(
     where = raw.get("source") or name
     if raw.get("x_train") is None:
         raise DataError(f"{where}: no training inputs found")
+    byte = byte_inputs(raw, binarize, normalize, where)  # uint8 images stay bytes until each batch (issue 13)
+    if byte is not None:
+        xa, xb, pre = byte
+        pre = {"kind": "images", **pre}
+        y_tr_raw = None if raw.get("y_train") is None else _labels(raw.get("y_train"), len(xa), where).numpy()
+        y_te_raw = None if xb is None or raw.get("y_test") is None else _labels(raw.get("y_test"), len(xb), where).numpy()
+        tr_idx, va_idx, te_idx, carved = _assign_rows(len(xa), None if xb is None else len(xb), y_tr_raw,
+                                                      limit=limit, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+        pre["test_split"] = "given" if xb is not None else ("carved" if carved else "none")
+        return _assemble(name, raw, pre, xa, xb, y_tr_raw, y_te_raw, tr_idx, va_idx, te_idx, carved, None,
+                         binarize=binarize, val_fraction=val_fraction, test_fraction=test_fraction, limit=limit, seed=seed)
     x_tr = np.asarray(raw["x_train"])
     if x_tr.ndim == 0:
         raise DataError(f"{where}: the inputs are a single number; expected one row per example")
@@ -283,26 +322,9 @@ def build(
         y_te_raw = _labels(raw.get("y_test"), x_te.shape[0], where).numpy()
 
     # --- which rows go where: decided on the raw rows, before anything is fitted ---
-    gen = torch.Generator().manual_seed(seed)
-    tr_idx = np.arange(len(x_tr))
-    te_idx = None if x_te is None else np.arange(len(x_te))
-    if limit is not None:
-        if limit < 1:
-            raise DataError(f"limit must be >= 1, got {limit}")
-        tr_idx = torch.randperm(len(x_tr), generator=gen)[:limit].numpy()
-        if te_idx is not None:
-            te_idx = torch.randperm(len(x_te), generator=gen)[: max(1, min(len(x_te), math.ceil(limit / 5)))].numpy()
+    tr_idx, va_idx, te_idx, carved = _assign_rows(len(x_tr), None if x_te is None else len(x_te), y_tr_raw,
+                                                  limit=limit, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     pre: dict[str, Any] = {"kind": raw.get("kind", "vectors") if per_feature else ("images" if images else "arrays")}
-    carved = x_te is None and test_fraction > 0 and len(tr_idx) >= 3
-    if carved:  # the data has no test split: carve one, disjoint from validation (issue 18)
-        pick = _stratified_pick(len(tr_idx), _rows(y_tr_raw, tr_idx), test_fraction, gen)
-        te_idx = tr_idx[pick]
-        tr_idx = np.delete(tr_idx, pick)
-    va_idx = None
-    if val_fraction > 0 and len(tr_idx) >= 2:
-        perm = torch.randperm(len(tr_idx), generator=gen).numpy()
-        n_val = max(1, int(round(len(tr_idx) * val_fraction)))
-        va_idx, tr_idx = tr_idx[perm[:n_val]], tr_idx[perm[n_val:]]
     pre["test_split"] = "given" if x_te is not None else ("carved" if carved else "none")
     fitted = fitted or {}
 
@@ -341,6 +363,17 @@ def build(
         xb = fs.apply(x_te, where) if x_te is not None else None
     if xb is not None and xb.shape[1:] != xa.shape[1:]:
         raise DataError(f"{where}: train inputs have shape {tuple(xa.shape[1:])} but test inputs {tuple(xb.shape[1:])}")
+    clip = (x_tr, x_te, where) if not per_feature and normalize == "auto" else None
+    return _assemble(name, raw, pre, xa, xb, y_tr_raw, y_te_raw, tr_idx, va_idx, te_idx, carved, clip,
+                     binarize=binarize, val_fraction=val_fraction, test_fraction=test_fraction, limit=limit, seed=seed)
+
+
+def _assemble(name, raw, pre, xa, xb, y_tr_raw, y_te_raw, tr_idx, va_idx, te_idx, carved, clip, *,
+              binarize, val_fraction, test_fraction, limit, seed) -> Dataset:
+    """Whole train/test inputs (tensors or ``ByteImages``) and row positions -> the Dataset's splits.
+    ``clip``: (raw train, raw test, where) when float inputs were scaled to [0, 1] from the training rows."""
+    if raw.get("image"):
+        pre["image"] = raw["image"]  # how a folder was read (image_size, channels): reloading it needs them
     ya = None if y_tr_raw is None else torch.from_numpy(y_tr_raw)
     yb = None if y_te_raw is None else torch.from_numpy(y_te_raw)
     ft, fs_ = raw.get("factors_train"), raw.get("factors_test")
@@ -350,7 +383,8 @@ def build(
     train = whole_a.take(t(tr_idx))
     val = whole_a.take(t(va_idx)) if va_idx is not None else None
     test = None if te_idx is None else (whole_a if carved else whole_b).take(t(te_idx))
-    if not per_feature and normalize == "auto":
+    if clip is not None:  # float inputs scaled to [0, 1] from the training rows: clip the others to it
+        x_tr, x_te, where = clip
         for split_name, part, src in (("val", val, x_tr if va_idx is None else x_tr[va_idx]),
                                       ("test", test, None if te_idx is None else (x_tr if carved else x_te)[te_idx])):
             if part is not None and src is not None:
@@ -401,7 +435,7 @@ def from_arrays(x, y=None, *, x_test=None, y_test=None, name: str = "arrays", **
     return build(name, raw, **options)
 
 
-def _from_path(path: Path, label_column=None, table: dict[str, Any] | None = None) -> dict[str, Any]:
+def _from_path(path: Path, label_column=None, table: dict[str, Any] | None = None, images: dict[str, Any] | None = None) -> dict[str, Any]:
     from . import readers
 
     why = readers.why_missing(path)
@@ -409,12 +443,17 @@ def _from_path(path: Path, label_column=None, table: dict[str, Any] | None = Non
         raise DataError(f"no dataset named or file found at {str(path)!r}; named datasets: {', '.join(list_datasets())}")
     if why is not None:
         raise DataError(f"{path}: {why}")
+    if path.suffix == ".tar" or (path.is_dir() and any(path.glob("*.tar"))):  # WebDataset shards (issue 13)
+        from .images import open_shards
+
+        return open_shards(path, **(images or {}))
     if path.is_dir():
         idx = sorted(p for p in path.iterdir() if "idx" in p.name and "ubyte" in p.name)
         if idx:
             return _idx_folder(path)
-        x, y, class_names = readers.read_image_folder(path)
-        return {"x_train": x, "y_train": y, "class_names": class_names, "source": str(path), "scale": 255.0}
+        from .images import open_folder
+
+        return open_folder(path, **(images or {}))
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     if suffix in (".npz", ".npy"):
         arrays = readers.read_array_file(path)
@@ -481,6 +520,10 @@ def load(
     categorical: list[str | int] | tuple = (),
     impute: str | None = None,
     fitted: dict[str, Any] | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    stream: bool | None = None,
     **options: Any,
 ) -> Dataset:
     """A named dataset (``list_datasets()``), ``"auto"`` (Fashion-MNIST if its files are found or can
@@ -490,7 +533,12 @@ def load(
     keep one global scale to [0, 1]). ``test_fraction``: the test split carved (seeded, stratified by
     label) when the data has none. CSV: ``categorical`` columns are one-hot encoded; ``impute`` (mean,
     median) fills missing values from the training split. ``fitted``: a run's recorded preprocessing,
-    applied instead of fitted (new data for a trained run)."""
+    applied instead of fitted (new data for a trained run).
+
+    Image folders: ``image_size`` resizes the short side and crops the centre, ``channels`` (1 or 3)
+    converts, unreadable files are skipped (an error with ``strict``). ``stream``: True leaves uint8
+    images of a ``.npy`` or a folder on disk, read by DataLoader workers; False holds them in memory;
+    None chooses by the memory budget (``images.memory_budget``)."""
     _discover()
     if os.environ.get("AEZOO_OFFLINE"):  # never touch the network (tests, air-gapped machines)
         download = False
@@ -511,6 +559,7 @@ def load(
         return ds
     if name in DATASETS:
         raw = DATASETS[name](data_dir=data_dir, download=download, seed=seed, limit=limit, **options)
+        raw.setdefault("stream", stream)
         ds = build(name, raw, **common)
         ds.preprocessing["options"] = options
         return ds
@@ -519,7 +568,11 @@ def load(
     path = Path(name).expanduser()
     table = {"categorical": list(categorical or ()), "impute": impute is not None,
              "categories": (fitted or {}).get("categories"), "label_optional": fitted is not None}
-    raw = _from_path(path, label_column, table)
+    images = {"image_size": image_size, "channels": channels, "strict": strict, "stream": stream}
+    if not path.is_dir() and path.suffix != ".tar" and (image_size is not None or channels is not None):
+        raise DataError(f"--image-size and --channels apply to image folders; {name} is not a folder")
+    raw = _from_path(path, label_column, table, images)
+    raw.setdefault("stream", stream)
     if categorical and raw.get("kind") != "table":
         raise DataError(f"{path}: --categorical applies to CSV/TSV tables")
     return build(path.stem.split(".")[0] or "data", raw, **common)

@@ -155,7 +155,7 @@ def _load_npy(path: Path, source):
         return source()
     except ValueError as e:
         # The magic was checked, so numpy refusing to unpickle means an object array.
-        if "pickle" in str(e).lower():
+        if "pickle" in str(e).lower() or "python objects" in str(e).lower():
             raise DataError(
                 f"{path}: holds an object array (stored as a pickle); object arrays are not "
                 "supported, save numeric arrays (e.g. x.astype('float32'))"
@@ -183,7 +183,8 @@ def read_array_file(path) -> dict[str, np.ndarray]:
     # Without either magic numpy would try to unpickle the file; say what it is not instead.
     if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
         raise DataError(f"{path}: not a .npy/.npz file (no .npy or zip header)")
-    loaded = _load_npy(path, lambda: np.load(path, allow_pickle=False))
+    # a .npy is memory-mapped: data larger than memory stream from it (issue 13)
+    loaded = _load_npy(path, lambda: np.load(path, allow_pickle=False, mmap_mode="r" if magic == b"\x93NUMPY" else None))
     # np.load goes by the file's content, not its suffix.
     if isinstance(loaded, np.ndarray):
         raw = {"x": loaded}

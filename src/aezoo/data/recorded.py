@@ -15,7 +15,8 @@ def data_of_run(meta: dict[str, Any], spec: str | None = None):
     name = d.get("name")
     if spec is None and name in list_datasets():
         source = name
-    options = pre.get("options", {}) if source == name else {}
+    # a named dataset's options, or a folder's image options (issue 13: image_size, channels, strict, stream)
+    options = pre.get("options", {}) if source == name else {k: v for k, v in pre.get("image", {}).items() if k != "skipped"}
     table = {k: pre[k] for k in ("label_column", "categorical") if pre.get(k) is not None}  # issue 18
     if pre.get("impute"):
         table["impute"] = pre["impute"]["method"]

@@ -93,8 +93,12 @@ def check_channels(channels: tuple[int, ...]) -> None:
 
 
 def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
-    if arch == "conv":
-        check(len(input_shape) == 3, "arch", f"'conv' needs image input (C, H, W), got input_shape {input_shape}")
+    if arch in ("conv", "resnet"):
+        check(len(input_shape) == 3, "arch", f"{arch!r} needs image input (C, H, W), got input_shape {input_shape}")
+
+
+def check_downsample(downsample: int) -> None:
+    check(downsample in (4, 8, 16), "downsample", f"must be 4, 8 or 16, got {downsample}")
 
 
 @dataclass
@@ -102,15 +106,17 @@ class ModelConfig(BaseConfig):
     """The fields of the shared encoder and decoder (``nn.nets.encoder_for``/``decoder_for``), which most
     members build on. A member with networks of its own starts from ``BaseConfig`` instead."""
 
-    arch: Literal["mlp", "conv"] = "mlp"
+    arch: Literal["mlp", "conv", "resnet"] = "mlp"  # resnet: residual conv nets for natural images (nn/resnet.py)
     hidden: tuple[int, ...] = (512, 256)  # MLP widths, encoder side; the decoder mirrors them
     channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side
     activation: str = "relu"
+    downsample: int = 4  # resnet: the code grid is the input size / downsample (4, 8 or 16)
 
     def __post_init__(self):
         super().__post_init__()
         check_hidden(self.hidden)
         check_channels(self.channels)
+        check_downsample(self.downsample)
         check_arch(self.arch, self.input_shape)
 
 

@@ -27,18 +27,21 @@ from torch import nn
 
 from ..config import check
 from ..nn.nets import ConvDecoder, ConvEncoder, activation
+from ..nn.resnet import ResDecoder, ResEncoder, Upsample
 from .code_prior import attach_prior, code_metrics, load_prior, sample_from_prior
 from ..nn.quantizer import FiniteScalarQuantizer, ResidualVectorQuantizer, VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
-from .base import BaseConfig, Claim, CodeGridModel, ModelOutput, check_channels
+from .base import BaseConfig, Claim, CodeGridModel, ModelOutput, check_channels, check_downsample
 
 
 @dataclass
 class VQVAEConfig(BaseConfig):
-    # the grid is convolutional and there is no MLP: fields of configs before issue 12, dropped on load
-    retired: ClassVar[dict[str, Any]] = {"arch": "conv", "hidden": [512, 256]}
+    # there is no MLP: a field of configs before issue 12, dropped on load
+    retired: ClassVar[dict[str, Any]] = {"hidden": [512, 256]}
 
+    arch: Literal["conv", "resnet"] = "conv"  # resnet: residual nets for natural images (nn/resnet.py)
+    downsample: int = 4  # resnet: the code grid is the input size / downsample (4, 8 or 16)
     latent_dim: int = 64  # D: the size of each code vector
     channels: tuple[int, ...] = (32, 64)  # conv channels, encoder side; the decoder mirrors them
     activation: str = "relu"
@@ -60,6 +63,7 @@ class VQVAEConfig(BaseConfig):
         super().__post_init__()
         check(len(self.input_shape) == 3, "input_shape", f"VQ models have convolutional code grids: they need image input (C, H, W), got {self.input_shape}")
         check_channels(self.channels)
+        check_downsample(self.downsample)
         check(self.num_codes >= 2, "num_codes", f"must be >= 2, got {self.num_codes}")
         check(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
         check(0 < self.decay < 1, "decay", f"must be in (0, 1), got {self.decay}")
@@ -76,6 +80,29 @@ class VQVAEConfig(BaseConfig):
     def code_dim(self) -> int:
         """Channels of the quantised grid: len(levels) for FSQ, else latent_dim."""
         return len(self.levels) if self.quantizer == "fsq" else self.latent_dim
+
+
+def grid_nets(c, grid_channels: int) -> tuple[list[nn.Module], int, nn.Module, tuple[int, int]]:
+    """The feature encoder's layers x -> (B, width, h, w), width, the decoder of a (B, grid_channels, h, w)
+    grid, and (h, w) (the 'conv' layers keep the state-dict keys of earlier checkpoints). 'conv': the strided stack with a 3x3 conv each side (the decoder upsamples by transposed
+    convolutions); 'resnet': the residual nets of ``nn.resnet`` (resize-conv upsampling, no checkerboard)."""
+    if c.arch == "resnet":
+        enc = ResEncoder(c.input_shape, None, c.channels, c.downsample, c.activation)
+        dec = ResDecoder(c.input_shape, None, c.channels, c.downsample, c.activation, grid_channels=grid_channels)
+        return [enc], enc.feature_shape[0], dec, enc.feature_shape[1:]
+    ch = c.channels[-1]
+    features = ConvEncoder(c.input_shape, None, c.channels, c.activation)
+    enc = [features, nn.Conv2d(ch, ch, 3, padding=1), activation(c.activation)]
+    dec = nn.Sequential(nn.Conv2d(grid_channels, ch, 3, padding=1), activation(c.activation), ConvDecoder(c.input_shape, None, c.channels, c.activation))
+    return enc, ch, dec, features.feature_shape[1:]
+
+
+def grid_upsample(c, c_in: int, c_out: int, small: tuple[int, int], big: tuple[int, int]) -> nn.Module:
+    """Grid ``small`` -> ``big`` (= ceil-halved ``small``): resize-conv for 'resnet', else a stride-2 transposed conv."""
+    if c.arch == "resnet":
+        return Upsample(c_in, c_out, big)
+    pad = (big[0] - 2 * small[0] + 1, big[1] - 2 * small[1] + 1)
+    return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=pad)
 
 
 def make_quantizer(c) -> VectorQuantizer:
@@ -111,12 +138,10 @@ class VQVAE(CodeGridModel):
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         c = config
-        ch, d = c.channels[-1], c.code_dim
-        features = ConvEncoder(c.input_shape, None, c.channels, c.activation)
-        self.grid = features.feature_shape[1:]  # (h, w)
-        self.encoder = nn.Sequential(features, nn.Conv2d(ch, ch, 3, padding=1), activation(c.activation), nn.Conv2d(ch, d, 1))
+        d = c.code_dim
+        features, width, self.decoder, self.grid = grid_nets(c, d)  # grid (h, w)
+        self.encoder = nn.Sequential(*features, nn.Conv2d(width, d, 1))
         self.quantizer = build_quantizer(c)
-        self.decoder = nn.Sequential(nn.Conv2d(d, ch, 3, padding=1), activation(c.activation), ConvDecoder(c.input_shape, None, c.channels, c.activation))
         attach_prior(self, None)
 
     @property

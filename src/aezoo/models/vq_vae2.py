@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..nn.nets import ConvDecoder, ConvEncoder, activation, conv_sizes
+from ..nn.nets import activation, conv_sizes
 from .code_prior import attach_prior, code_metrics, load_prior, sample_from_prior
 from ..nn.quantizer import VectorQuantizer
 from ..registry import register
 from .ae import output_mean, reconstruction_loss
 from .base import Claim, CodeGridModel, ModelOutput
-from .vq_vae import VQVAEConfig, make_quantizer
+from .vq_vae import VQVAEConfig, grid_nets, grid_upsample, make_quantizer
 
 
 @dataclass
@@ -33,12 +33,6 @@ class VQVAE2Config(VQVAEConfig):
     """The VQ-VAE fields; both levels share K, D and the quantiser options."""
 
     ema: bool = True  # Razavi et al. update both codebooks by exponential moving averages
-
-
-def upsample(c_in: int, c_out: int, small: tuple[int, int], big: tuple[int, int]) -> nn.ConvTranspose2d:
-    """A stride-2 transposed convolution from grid ``small`` to ``big`` = ceil-halved ``small``."""
-    pad = (big[0] - 2 * small[0] + 1, big[1] - 2 * small[1] + 1)
-    return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=pad)
 
 
 @register("vq_vae2")
@@ -56,19 +50,18 @@ class VQVAE2(CodeGridModel):
     def __init__(self, config: VQVAE2Config):
         super().__init__(config)
         c = config
-        ch, d, act = c.channels[-1], c.latent_dim, c.activation
-        features = ConvEncoder(c.input_shape, None, c.channels, act)
-        self.grid_b = features.feature_shape[1:]  # (h_b, w_b)
+        d, act = c.latent_dim, c.activation
+        features, ch, decoder, self.grid_b = grid_nets(c, 2 * d)  # (h_b, w_b)
         self.grid_t = (conv_sizes(self.grid_b[0], 1)[1], conv_sizes(self.grid_b[1], 1)[1])
-        self.enc_b = nn.Sequential(features, nn.Conv2d(ch, ch, 3, padding=1), activation(act))
+        self.enc_b = nn.Sequential(*features)
         self.enc_t = nn.Sequential(nn.Conv2d(ch, ch, 3, stride=2, padding=1), activation(act), nn.Conv2d(ch, ch, 3, padding=1), activation(act))
         self.pre_t = nn.Conv2d(ch, d, 1)
         self.q_t = make_quantizer(c)
-        self.dec_t = nn.Sequential(upsample(d, ch, self.grid_t, self.grid_b), activation(act))  # top codes -> bottom grid
+        self.dec_t = nn.Sequential(grid_upsample(c, d, ch, self.grid_t, self.grid_b), activation(act))  # top codes -> bottom grid
         self.pre_b = nn.Conv2d(2 * ch, d, 1)
         self.q_b = make_quantizer(c)
-        self.up_t = upsample(d, d, self.grid_t, self.grid_b)  # the decoder's view of the top codes
-        self.decoder = nn.Sequential(nn.Conv2d(2 * d, ch, 3, padding=1), activation(act), ConvDecoder(c.input_shape, None, c.channels, act))
+        self.up_t = grid_upsample(c, d, d, self.grid_t, self.grid_b)  # the decoder's view of the top codes
+        self.decoder = decoder
         attach_prior(self, None)
 
     @property

@@ -86,7 +86,7 @@ def _need(cond: FiLM | None, c: torch.Tensor | None) -> None:
 
 def _image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     if len(input_shape) != 3:
-        raise ConfigError(f"arch 'conv' needs images of shape (C, H, W), got input_shape {tuple(input_shape)}; use arch 'mlp'")
+        raise ConfigError(f"arch 'conv' and 'resnet' need images of shape (C, H, W), got input_shape {tuple(input_shape)}; use arch 'mlp'")
     return tuple(input_shape)  # type: ignore[return-value]
 
 
@@ -206,11 +206,19 @@ def make_decoder(arch: str, output_shape, in_dim: int, hidden: Sequence[int], ch
 
 def encoder_for(c, out_dim: int | None = None, input_shape=None, act: str | None = None, cond_dim: int = 0) -> nn.Module:
     """The encoder a ModelConfig ``c`` describes: input_shape -> out_dim (default: latent_dim)."""
+    if c.arch == "resnet":
+        from .resnet import ResEncoder
+
+        return ResEncoder(_image_shape(input_shape or c.input_shape), out_dim or c.latent_dim, c.channels, c.downsample, act or c.activation, cond_dim)
     return make_encoder(c.arch, input_shape or c.input_shape, out_dim or c.latent_dim, c.hidden, c.channels, act or c.activation, cond_dim)
 
 
 def decoder_for(c, in_dim: int | None = None, act: str | None = None, cond_dim: int = 0) -> nn.Module:
     """The decoder a ModelConfig ``c`` describes: in_dim (default: latent_dim) -> input_shape."""
+    if c.arch == "resnet":
+        from .resnet import ResDecoder
+
+        return ResDecoder(_image_shape(c.input_shape), in_dim or c.latent_dim, c.channels, c.downsample, act or c.activation, cond_dim)
     return make_decoder(c.arch, c.input_shape, in_dim or c.latent_dim, c.hidden, c.channels, act or c.activation, cond_dim)
 
 

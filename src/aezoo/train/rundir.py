@@ -29,7 +29,7 @@ from . import checkpoint as ckpt
 LOCK = ".aezoo.lock"
 MAY_CHANGE = frozenset({"epochs", "steps", "min_steps", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr", "weight_decay",
                         "clip_grad_norm", "ema_decay", "device", "amp", "compile", "checkpoint_every", "checkpoint_minutes",
-                        "progress", "report", "eval_iw_samples", "log"})
+                        "progress", "report", "eval_iw_samples", "log", "workers"})
 _held: dict[str, list[int]] = {}  # resolved run folder -> [fd, depth] of the locks this process holds
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..config import build, check, drop_retired, to_dict
-from ..data.batching import Batches
+from ..data.batching import make_batches
 from ..errors import ConfigError, DataError, RunWarning, TrainingError
 from ..utils import bf16_pays
 from . import checkpoint as ckpt
@@ -53,6 +53,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast: bf16 matmuls/convs, fp32 master weights and optimizer, fp32 KL and log-densities
     compile: bool = False  # torch.compile the training step
+    workers: int = 2  # DataLoader worker processes reading streamed data (0: in the training process)
     checkpoint_every: int = 0  # steps between checkpoints (0: epoch ends and every checkpoint_minutes)
     checkpoint_minutes: float = 10.0
     progress: bool = True  # a progress bar on a terminal, else one line per epoch on stderr
@@ -73,6 +74,7 @@ class TrainConfig:
         check(self.clip_grad_norm is None or 0 < self.clip_grad_norm < math.inf, "clip_grad_norm", f"must be > 0, got {self.clip_grad_norm}")
         check(self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), e.g. 0.999, got {self.ema_decay}")
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
+        check(self.workers >= 0, "workers", f"must be >= 0, got {self.workers}")
         check(self.eval_iw_samples >= 0, "eval_iw_samples", "must be >= 0")
         loggers.check_names(self.log)
 
@@ -220,7 +222,8 @@ class Fit:
         _check_data(model, data)
         self._setup_device()
         model.to(self.device).train()
-        self.batches = Batches(data.train, self.cfg.batch_size, self.device, self.cfg.seed, self.ctx.rank, self.ctx.world_size, data.dynamic_binarization)
+        self.batches = make_batches(data.train, self.cfg.batch_size, self.device, self.cfg.seed, self.ctx.rank, self.ctx.world_size,
+                                    data.dynamic_binarization, self.cfg.workers)
         if len(self.batches) == 0:
             raise DataError(f"dataset {data.name!r} has {len(data.train)} training examples, fewer than one batch")
         self.optimizers = make_optimizers(model, self.cfg)
