@@ -317,3 +317,36 @@ def test_webdataset_shards_read_by_index_stream_like_memory(tmp_path):
     assert isinstance(s, StreamBatches)
     for (a, ya), (b, yb) in zip(s.epoch(0), m.epoch(0), strict=True):
         assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+# --- figures: colour images draw in colour, grey ones in grey ------------------------------------
+@pytest.mark.parametrize("channels", [3, 1])
+def test_report_figures_draw_colour_in_colour_and_grey_in_grey(tmp_path, channels):
+    from aezoo.data.core import build
+    from aezoo.viz.report import build_report
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((48, 8, 8, 3), np.uint8)
+    x[..., 0] = rng.integers(150, 256, (48, 8, 8))  # reddish photos: R well above G and B
+    x[..., 1:] = rng.integers(0, 60, (48, 8, 8, 2))
+    if channels == 1:
+        x = x[..., :1]
+    data = build("colours", {"x_train": x, "source": "colours"})
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    model = aezoo.create("vae", input_shape=data.input_shape, arch="resnet", channels=(8,), latent_dim=2)
+    aezoo.train(model, data, steps=2, batch_size=16, out=run, progress=False, report=False)
+    build_report(run, model=model, data=data)
+    drawn = sorted(p.stem for p in (run / "figures").glob("*.png") if p.stem in ("reconstructions", "samples", "interpolation", "traversals"))
+    assert {"reconstructions", "samples", "interpolation", "traversals"} == set(drawn)  # 5 test items make 2 pairs
+    for name in drawn:
+        img = Image.open(run / "figures" / f"{name}.png")
+        if channels == 1:  # a grey PNG, or a matplotlib figure whose image cells are grey
+            g = np.asarray(img.convert("RGB")).astype(int)
+            assert img.mode == "L" or (g[..., 0] == g[..., 1]).mean() > 0.9, name
+            continue
+        a = np.asarray(img.convert("RGB")).astype(int)
+        cells = a[(a != 255).any(-1)]  # the images, not the white padding between them
+        assert img.mode in ("RGB", "RGBA") and (cells[:, 0] != cells[:, 1]).mean() > 0.5, name  # drawn in colour
+        if name == "reconstructions":  # the inputs' red shows (a model of 2 steps decodes little else)
+            assert cells[:, 0].mean() > cells[:, 1].mean() + 40

@@ -185,10 +185,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(parallel, lerp(a, b, t[:, 0, 0]), out)
 
 
-def pick_pairs(y: torch.Tensor | None, n_pairs: int, same_label: bool) -> list[tuple[int, int]]:
-    """Deterministic pairs of distinct examples; with labels, pairs of different labels (or of the
-    same label, for conditional models that decode with one class along the path)."""
-    n = len(y) if y is not None else 2 * n_pairs
+def pick_pairs(y: torch.Tensor | None, n_pairs: int, same_label: bool, n_items: int | None = None) -> list[tuple[int, int]]:
+    """Deterministic pairs of distinct examples among ``n_items`` (as many as ``y`` has, when given);
+    with labels, pairs of different labels (or of the same label, for conditional models that decode
+    with one class along the path)."""
+    n = len(y) if y is not None else min(2 * n_pairs, 2 * n_pairs if n_items is None else n_items)
     used: set[int] = set()
     pairs = []
     for i in range(n):
@@ -231,7 +232,7 @@ def draw_interpolation(model, data, out_path, pairs: int = 6, steps: int = 10, s
     y_all = None if part.y is None else part.y[:n]
     if model.needs_labels and y_all is None:
         return None
-    idx = pick_pairs(y_all, pairs, same_label=model.needs_labels)
+    idx = pick_pairs(y_all, pairs, same_label=model.needs_labels, n_items=n)
     if not idx:
         return None
     ia, ib = (torch.tensor(v) for v in zip(*idx))
