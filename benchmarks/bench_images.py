@@ -29,13 +29,20 @@ VARIANTS = {
     "conv (before)": dict(arch="conv"),
     "resnet, resize-conv": dict(arch="resnet"),
     "resnet, sub-pixel": dict(arch="resnet", upsample="subpixel"),
+    "resnet 64-128, resize-conv": dict(arch="resnet", channels=(64, 128)),
+    # tried once at 1,500 steps, not better than lr 1e-3 (benchmarks/README.md): kept to re-run
+    "conv, lr 3e-3": dict(arch="conv", lr=3e-3),
+    "resnet 64-128, lr 3e-3": dict(arch="resnet", channels=(64, 128), lr=3e-3),
+    "resnet 64-128, EMA codebook, lr 2e-3": dict(arch="resnet", channels=(64, 128), lr=2e-3, ema=True),
 }
 
 
 def build(variant: dict, shape) -> torch.nn.Module:
     v = dict(variant)
+    v.pop("lr", None)
     up = v.pop("upsample", "resize")
-    model = aezoo.create("vq_vae", input_shape=shape, num_codes=512, latent_dim=64, channels=(32, 64), **v)
+    v.setdefault("channels", (32, 64))
+    model = aezoo.create("vq_vae", input_shape=shape, num_codes=512, latent_dim=64, **v)
     if up != "resize":  # swap every resize-conv of the decoder for a sub-pixel conv of the same sizes
         for parent in model.modules():
             for name, child in parent.named_children():
@@ -87,7 +94,7 @@ def main():
         torch.manual_seed(0)
         model = build(variant, data.input_shape)
         t0 = time.perf_counter()
-        fit(model, data, steps=args.steps, epochs=None, batch_size=args.batch_size, lr=1e-3, progress=False, seed=0)
+        fit(model, data, steps=args.steps, epochs=None, batch_size=args.batch_size, lr=variant.get("lr", 1e-3), progress=False, seed=0)
         sec = (time.perf_counter() - t0) / args.steps
         with torch.no_grad():
             x_hat = torch.cat([model.reconstruct(x_test[i : i + 100]) for i in range(0, len(x_test), 100)]).clamp(0, 1)
