@@ -372,7 +372,7 @@ def test_item4_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(tmp_path
 
 def test_item4_an_os_error_anywhere_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    one_line_error(capsys, main([*TRAIN, "--steps", "1", "--out", str(tmp_path / "file" / "run")]), r"file/run: Not a directory")
+    assert "Not a directory" in one_line_error(capsys, main([*TRAIN, "--steps", "1", "--out", str(tmp_path / "file" / "run")]), r"file/run: Not a directory")
 
 
 def test_item4_an_unreadable_folder_is_one_line(tmp_path):
