@@ -179,7 +179,7 @@ def _clip_to_training_range(x: torch.Tensor, split: str, raw: np.ndarray, train_
     warnings.warn(DataWarning(
         f"{where}: {n_out} {split} values ({100 * note['fraction']:.2g}%) fall outside [0, 1] after the training split's "
         f"scaling (training values span [{note['training_range'][0]:.4g}, {note['training_range'][1]:.4g}], {split} values "
-        f"[{note['range'][0]:.4g}, {note['range'][1]:.4g}]); they are clipped to [0, 1]"), stacklevel=3)
+        f"[{note['range'][0]:.4g}, {note['range'][1]:.4g}]); they are clipped to [0, 1]"), stacklevel=4)
     return x.clamp(0, 1), note
 
 
