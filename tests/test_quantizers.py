@@ -98,7 +98,14 @@ def test_vq_vae_options_round_trip_and_expose_code_grids(quantizer, tmp_path):
     assert model.grid_prefixes() == ((1, 2, 3) if quantizer == "rvq" else (1,))
     assert [q.num_codes for q in model.quantizers] == ([16] * 3 if quantizer == "rvq" else [45])
     with torch.no_grad():
-        assert torch.equal(model.decode_codes(grids), model.reconstruct(x))  # the codes are the whole code
+        # the codes are the whole code: the latent they decode to is the encoder's quantised latent, bit
+        # for bit (the same code vectors summed in the same order)
+        z_q = model.encode(x).view(-1, model.config.code_dim, *model.grid)
+        assert torch.equal(model.quantizer.decode_grids(grids), z_q)
+        # the decoded images agree to float32 rounding only: the latent from the grids is laid out
+        # channels-last (a gather of code vectors), the encoder's is contiguous, and the CPU's convolution
+        # kernel for each layout may sum in another order (issue 22: last-bit differences on another CPU)
+        torch.testing.assert_close(model.decode_codes(grids), model.reconstruct(x), rtol=1e-5, atol=1e-6)
         save_model(tmp_path, model)
         again = load_model(tmp_path)
         assert torch.equal(again.reconstruct(x), model.reconstruct(x))
