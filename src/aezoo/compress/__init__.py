@@ -30,6 +30,7 @@ __all__ = ["CHUNK", "check_model", "compress", "decompress", "decompress_codes",
 def check_model(model) -> None:
     """One-line errors unless ``model`` can entropy-code its codes: discrete codes and a trained prior."""
     from ..models.base import CodeGridModel
+    from ..models.code_prior import UnreadablePrior
     from ..registry import get, list_models
 
     if not isinstance(model, CodeGridModel):
@@ -37,6 +38,8 @@ def check_model(model) -> None:
         raise NotSupportedError(f"model {model.name!r} has continuous codes; compression entropy-codes discrete code grids ({grid_models})")
     if model.prior is None:
         raise NotSupportedError(f"model {model.name!r} compresses with the prior over its codes and none is trained: run `aezoo train-prior RUN_DIR` first")
+    if isinstance(model.prior, UnreadablePrior):
+        raise model.prior.error
 
 
 def fingerprint(model) -> bytes:
@@ -134,7 +137,7 @@ def decompress_codes(model, blob: bytes, where: str = "input") -> list[torch.Ten
     prior = cpu_prior(model)
     try:
         grids = coder.decode(prior, payload, header.count, [(h, w) for h, w, _ in header.grids], header.chunk)
-    except (ValueError, RuntimeError) as e:  # constriction refuses a payload that runs out
+    except (ValueError, RuntimeError, AssertionError) as e:  # constriction refuses a payload that runs out or is invalid
         raise DataError(f"{where}: corrupt payload ({e})") from None
     if container.crc32(*[g.numpy() for g in grids]) != header.codes_crc:
         raise DataError(f"{where}: the decoded codes fail their checksum: this machine's prior computed other probabilities than the "

@@ -15,6 +15,7 @@ CPU or torch build) says so instead of returning wrong images.
 """
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from ..errors import DataError
 
 MAGIC = b"AEZC"
 VERSION = 1
+PRECISION = 24  # bits of the range coder's fixed-point probabilities (constriction's default for the queue coder)
+SLACK_BITS = 64  # what a range coder's flush may add beyond the codes' information
 _FIXED = struct.Struct("<4sB8sIHB")  # magic, version, hash, count, chunk, grids
 
 
@@ -104,4 +107,25 @@ def unpack(blob: bytes, where: str = "input") -> tuple[Header, bytes]:
         raise DataError(f"{where}: corrupt: the file does not match its checksum")
     if count < 1 or chunk < 1 or n_grids < 1 or payload_len % 4:
         raise DataError(f"{where}: corrupt header (count {count}, chunk {chunk}, grids {n_grids})")
+    _check_sizes(where, count, grids, 8 * payload_len)
     return Header(mhash, count, chunk, [tuple(g) for g in grids], tuple(shape), codes_crc, name, run, version), payload
+
+
+def min_bits(k: int) -> float:
+    """The fewest bits one cell of K codes can cost: the coder's "leaky" quantisation gives each of the
+    other K - 1 codes at least 1 / 2**PRECISION, so no code is likelier than 1 - (K - 1) / 2**PRECISION."""
+    return -math.log2(1 - (k - 1) / 2**PRECISION)
+
+
+def _check_sizes(where: str, count: int, grids: list[tuple[int, int, int]], payload_bits: int) -> None:
+    """Refuse, before anything is allocated or decoded, a header whose sizes its payload cannot hold
+    (issue 22: a 90-byte file claiming 2**32 - 1 inputs decoded for weeks). Every cell costs at least
+    ``min_bits(K)``, so the payload bounds count x cells; a file that passes decodes in time and memory
+    proportional to its payload's capacity, and its codes' CRC catches the rest."""
+    for h, w, k in grids:
+        if h < 1 or w < 1 or not 2 <= k <= 2**PRECISION:
+            raise DataError(f"{where}: corrupt header (a code grid of {h}x{w} cells of {k} codes)")
+    per_input = sum(h * w * min_bits(k) for h, w, k in grids)
+    if count * per_input > payload_bits + SLACK_BITS:
+        raise DataError(f"{where}: corrupt header: {count} inputs of {sum(h * w for h, w, _ in grids)} code cells need at least "
+                        f"{count * per_input:.0f} bits, and its payload holds {payload_bits}")

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..config import build
-from ..errors import CheckpointError, NotSupportedError
+from ..errors import AezooError, CheckpointError, NotSupportedError
 from ..nn.priors import CodePrior, CodePriorConfig
 from ..nn.quantizer import perplexity
 from .base import CodeGridModel
@@ -81,24 +81,53 @@ def code_metrics(model: CodeGridModel, x: torch.Tensor, batch_size: int = 1024) 
 
 
 # --- the prior's files in the run folder: prior.safetensors and prior.json, in the checkpoint format -----
+# prior.safetensors is written first, then prior.json with the weights' checksum: a train-prior killed
+# between the two leaves a pair that does not match, which loads as an UnreadablePrior (issue 22).
 def save_prior(run_dir: str | Path, prior: CodePrior, extra: dict[str, Any] | None = None) -> None:
     from ..train.checkpoint import save_model
 
-    save_model(run_dir, prior, extra, weights=PRIOR_WEIGHTS, config=PRIOR_CONFIG)
+    save_model(run_dir, prior, extra, weights=PRIOR_WEIGHTS, config=PRIOR_CONFIG, pair=True)
 
 
-def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodePrior | None:
-    """The prior saved in ``run_dir``, or None when none has been trained."""
-    from ..train.checkpoint import load_tensors, read_json
+class UnreadablePrior:
+    """Stands in for a prior whose files cannot be loaded (a missing or mismatched pair, a damaged file):
+    every use raises the one-line error that says why and how to recover, while the model itself still
+    loads, so that ``aezoo train-prior`` can train a new prior over it."""
+
+    def __init__(self, error: CheckpointError):
+        self.error = error
+
+    def __getattr__(self, name: str):
+        raise self.error
+
+
+def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodePrior | UnreadablePrior | None:
+    """The prior saved in ``run_dir``, None when none has been trained, or an ``UnreadablePrior``."""
+    from ..train.checkpoint import check_pair, read_json
 
     run_dir = Path(run_dir)
-    if not (run_dir / PRIOR_CONFIG).exists():
+    weights, config = run_dir / PRIOR_WEIGHTS, run_dir / PRIOR_CONFIG
+    if not config.exists():
         return None
-    meta = read_json(run_dir / PRIOR_CONFIG)
-    prior = CodePrior(build(CodePriorConfig, meta["config"]))
-    tensors, _ = load_tensors(run_dir / PRIOR_WEIGHTS)
-    missing, unexpected = prior.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        hint = "; priors trained before the whole-grid conditioning of issue 11 must be retrained (aezoo train-prior RUN)" if any("cond_" in k for k in missing) else ""
-        raise CheckpointError(f"{run_dir / PRIOR_WEIGHTS}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]}){hint}")
+    recover = f"train the prior again (aezoo train-prior {run_dir}) or delete both files"
+    try:
+        meta = read_json(config)
+        try:
+            if not isinstance(meta.get("config"), dict):
+                raise CheckpointError("no 'config' object")
+            prior = CodePrior(build(CodePriorConfig, meta["config"]))
+        except (AezooError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{config}: {e}; {recover}") from None
+        tensors = check_pair(weights, config, meta, recover)
+        own = prior.state_dict()
+        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+        wrong = [k for k in tensors if k in own and tuple(tensors[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+            hint = ("; priors trained before the whole-grid conditioning of issue 11 must be retrained (aezoo train-prior RUN)"
+                    if any("cond_" in k for k in missing) else f"; {recover}")
+            raise CheckpointError(f"{weights}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                                  f"other shapes {wrong[:3]}){hint}")
+    except CheckpointError as e:
+        return UnreadablePrior(e)
+    prior.load_state_dict(tensors)
     return prior.to(device).eval()

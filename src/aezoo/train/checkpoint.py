@@ -9,10 +9,18 @@
   sums for resuming; everything else (step, epoch, optimizer hyper-parameters) is JSON inside the
   safetensors header, so the checkpoint is one file, replaced atomically (temp file, fsync, rename).
 
+Every safetensors file aezoo writes carries ``aezoo_sha256`` in its header: the SHA-256 of its aezoo
+header and of every tensor's name, dtype, shape and bytes. Loading recomputes it and refuses a file that
+does not match, naming it (issue 22: a flipped exponent bit loaded as an infinite weight, an edited
+step resumed without a word). A checkpoint also records the run it belongs to (``run``: the run id,
+seed and data of config.json), and resuming refuses a checkpoint of another run or a config.json
+whose seed or data were edited since.
+
 Nothing is ever unpickled.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -136,12 +144,36 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
 
+DIGEST = "aezoo_sha256"  # the safetensors metadata key of a file's checksum
+
+
+def digest(tensors: dict[str, torch.Tensor], header: str | None) -> str:
+    """SHA-256 (hex) of a file's aezoo header (the JSON text) and of its tensors in key order."""
+    h = hashlib.sha256((header or "").encode())
+    for name, t in sorted(tensors.items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def encode_with_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> tuple[bytes, str]:
+    """The safetensors bytes, with the checksum in their header, and that checksum."""
+    tensors = _plain(tensors)
+    header = json.dumps(metadata) if metadata is not None else None
+    sha = digest(tensors, header)
+    return st_save(tensors, metadata={**({"aezoo": header} if header is not None else {}), DIGEST: sha}), sha
+
+
 def encode(tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> bytes:
-    return st_save(_plain(tensors), metadata={"aezoo": json.dumps(metadata)} if metadata is not None else None)
+    return encode_with_digest(tensors, metadata)[0]
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
-    atomic_write(path, encode(tensors, metadata))
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> str:
+    """Write the file atomically; returns its checksum."""
+    data, sha = encode_with_digest(tensors, metadata)
+    atomic_write(path, data)
+    return sha
 
 
 def read_header(path: str | Path) -> dict[str, Any] | None:
@@ -165,10 +197,13 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     try:
         tensors = st_load(raw)
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-        info = json.loads(meta["aezoo"]) if meta and "aezoo" in meta else None
+            meta = f.metadata() or {}
+        info = json.loads(meta["aezoo"]) if "aezoo" in meta else None
     except (SafetensorError, ValueError, OSError) as e:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"corrupt safetensors file {path}: {e}") from None
+    if DIGEST in meta and digest(tensors, meta.get("aezoo")) != meta[DIGEST]:  # files written before issue 22 have none
+        raise CheckpointError(f"{path} is damaged or was edited: its tensors or header no longer match the checksum written with them; "
+                              "restore it from a copy or retrain")
     return tensors, info
 
 
@@ -184,18 +219,59 @@ def weights_header(model, **progress: Any) -> dict[str, Any]:
     return {"format": FORMAT, "model": model.name, "config": to_dict(model.config), **progress}
 
 
-def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, weights: str = MODEL, config: str = "config.json") -> None:
+def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, weights: str = MODEL, config: str = "config.json",
+               pair: bool = False) -> None:
     """Write the weights and ``config.json`` (merging ``extra`` into the JSON). Other file names keep a
-    second module of the run (e.g. a prior trained afterwards) beside the model."""
+    second module of the run (e.g. a prior trained afterwards) beside the model. ``pair``: record the
+    weights' checksum in the JSON (``weights_sha256``), so that a reader can tell the two files were
+    written together (``check_pair``); the weights are written first, the JSON last."""
     from ..config import to_dict
 
     run_dir = Path(run_dir)
-    save_tensors(run_dir / weights, model_state(model), weights_header(model))
+    sha = save_tensors(run_dir / weights, model_state(model), weights_header(model))
     cfg_path = run_dir / config
     meta = read_json(cfg_path) if cfg_path.exists() else {}
     meta.update({"format": FORMAT, "model": model.name, "config": to_dict(model.config)})
     meta.update(extra or {})
+    if pair:
+        meta["weights_sha256"] = sha
     write_json(cfg_path, meta)
+
+
+def check_pair(weights: Path, config: Path, meta: dict[str, Any], recover: str) -> dict[str, torch.Tensor]:
+    """The tensors of ``weights`` when they are the ones ``config`` was written with (``save_model(pair=True)``);
+    else one line naming both files and saying how to recover."""
+    if not weights.exists():
+        raise CheckpointError(f"{config} has no {weights.name} beside it (a writer killed between the two files?); {recover}")
+    tensors, _ = load_tensors(weights)
+    with safe_open(str(weights), framework="pt") as f:
+        sha = (f.metadata() or {}).get(DIGEST)
+    if "weights_sha256" in meta and sha != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights} is not the file {config} was written with (a writer killed between the two files, or one "
+                              f"copied from elsewhere); {recover}")
+    return tensors
+
+
+def run_identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """What in config.json fixes a run's weights and may not change under its checkpoint: its id (new
+    runs), seed and data (where the files are and the class names may change)."""
+    data = {k: v for k, v in (meta.get("data") or {}).items() if k not in ("source", "class_names")}
+    return json.loads(json.dumps({"run_id": meta.get("run_id"), "seed": (meta.get("train") or {}).get("seed"), "data": data}))
+
+
+def check_run_identity(path: Path, recorded: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Refuse a checkpoint written for another run or under another seed or data than config.json says."""
+    from .rundir import _first_difference, _get
+
+    now = run_identity(meta)
+    if recorded.get("run_id") and now["run_id"] and recorded["run_id"] != now["run_id"]:
+        raise CheckpointError(f"{path} belongs to another run (run id {recorded['run_id']}, config.json's {now['run_id']}): "
+                              "resume with the run's own checkpoint, or start a new run")
+    for key in ("seed", "data"):
+        field = _first_difference(recorded.get(key), now[key], key)
+        if field is not None:
+            raise CheckpointError(f"{path} was written with {field} = {_get(recorded, field)!r}, but {path.parent / 'config.json'} says "
+                                  f"{_get(now, field)!r} (config.json edited?): the checkpoint's weights and data order follow the first")
 
 
 def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
@@ -332,4 +408,6 @@ def read_checkpoint(run_dir: str | Path, model_name: str) -> tuple[dict[str, tor
     meta["version"] = check_format(meta.get("format"), CKPT_FORMAT, path)
     if meta.get("model") != model_name:
         raise CheckpointError(f"{path}: checkpoint is of model {meta.get('model')!r}, not {model_name!r}")
+    if "run" in meta:  # checkpoints written before issue 22 do not say
+        check_run_identity(path, meta["run"], run_meta(run_dir))
     return tensors, meta

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -352,7 +353,8 @@ class Fit:
         else:
             (run / "metrics.jsonl").unlink(missing_ok=True)
             shutil.rmtree(run / "tensorboard", ignore_errors=True)  # of a run killed before its first checkpoint
-            meta = {"format": ckpt.FORMAT, "model": self.model.name, "config": to_dict(self.model.config), "data": self.data.describe()}
+            meta = {"format": ckpt.FORMAT, "model": self.model.name, "config": to_dict(self.model.config), "data": self.data.describe(),
+                    "run_id": secrets.token_hex(8)}  # its checkpoints record it (issue 22: another run's checkpoint is refused)
         meta.update({"format": ckpt.FORMAT, "train": to_dict(self.cfg), "world_size": self.ctx.world_size,
                      "total_steps": self.total, "finished": False})
         meta.pop("stopped", None)
@@ -561,7 +563,8 @@ class Fit:
             tensors.update(t)
         progress = {"step": p.step, "epoch": p.epoch, "offset": p.offset, "n_steps": p.n_steps, "n_seen": p.n_seen,
                     "seconds": p.seconds, "total_steps": self.total, "terms": list(sums)}
-        meta = {"format": ckpt.CKPT_FORMAT, "model": self.model.name, "config": to_dict(self.model.config), "progress": progress, "optimizer": optim}
+        meta = {"format": ckpt.CKPT_FORMAT, "model": self.model.name, "config": to_dict(self.model.config), "progress": progress, "optimizer": optim,
+                "run": ckpt.run_identity(self.meta or {})}
         self.pending = _Pending(p.step, {ckpt.CHECKPOINT: ckpt.encode(tensors, meta), **self._weight_files(finished=False)})
 
     def _commit(self) -> None:
