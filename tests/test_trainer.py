@@ -158,7 +158,10 @@ def test_checkpoint_is_safetensors_and_json_only(digits, tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl"} <= names
     for p in tmp_path.iterdir():
-        if p.is_file():
+        if p.suffix == ".safetensors":  # a u64 header length, then that JSON (a length of 0x480 starts like pickle's b"\x80\x04")
+            raw = p.read_bytes()
+            assert json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")]), f"{p.name} is not safetensors"
+        elif p.is_file():
             head = p.read_bytes()[:2]
             assert head != b"\x80\x04" and head[:1] != b"\x80", f"{p.name} looks pickled"
     cfg = json.loads((tmp_path / "config.json").read_text())

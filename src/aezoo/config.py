@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -182,9 +183,90 @@ def load_file(path: str | Path) -> dict[str, Any]:
         else:
             import yaml
 
+            # aliases are refused: a few lines of nested aliases expand to billions of values (issue 22:
+            # the "billion laughs"), and a config has no need of them
+            if any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader)):
+                raise ConfigError(f"config file {path}: YAML aliases (*name) are not allowed; write the values out")
             data = yaml.safe_load(text)
+        depth_check(data, str(path))
+    except ConfigError:
+        raise
     except Exception as e:  # noqa: BLE001 - any parse error becomes one line naming the file
         raise ConfigError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     return data
+
+
+MAX_DEPTH = 32  # deeper than any config aezoo writes; refused before anything recurses into it
+
+
+def depth_check(obj: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """One line unless ``obj`` (parsed JSON or YAML) nests at most ``limit`` levels (issue 22: a
+    hand-edited config.json nested 100,000 deep gave a RecursionError). Iterative, so it never recurses."""
+    stack = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            if d > limit:
+                raise ConfigError(f"{where}: nested deeper than {limit} levels")
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+
+
+def construct(cls, config):
+    """``cls(config)`` for a module class, first built on the meta device (no memory) to count the
+    bytes of its weights: sizes that memory cannot hold are one line naming the field most above its
+    default, not an allocator's traceback or the OOM killer (issue 22: ``--set latent_dim=10**12``)."""
+    import torch
+
+    from .utils import memory_bytes
+
+    need = 0
+    if _field_ratio(config)[0] > PROBE_RATIO:  # the meta probe costs 2-3 s once per process (torch's init ops on meta)
+        try:
+            with torch.device("meta"):
+                probe = cls(config)
+            need = sum(t.numel() * t.element_size() for t in [*probe.parameters(), *probe.buffers()])
+        except (RuntimeError, NotImplementedError, TypeError, ValueError):  # a constructor that computes on its tensors
+            pass
+    budget = memory_bytes() // 4  # weights, gradients and Adam's two moments
+    if need > budget:
+        raise ConfigError(f"{_largest_field(config)}: the model's weights would take {need / 2**30:.1f} GiB, and training needs "
+                          f"4x that; this machine has {memory_bytes() / 2**30:.1f} GiB")
+    try:
+        return cls(config)
+    except (MemoryError, torch.OutOfMemoryError) as e:
+        raise ConfigError(f"{_largest_field(config)}: the model does not fit in memory ({str(e).splitlines()[0][:120]})") from None
+    except RuntimeError as e:
+        if "allocate" not in str(e):
+            raise
+        raise ConfigError(f"{_largest_field(config)}: the model does not fit in memory ({str(e).splitlines()[0][:120]})") from None
+
+
+PROBE_RATIO = 64  # a size this far above its default (or an input this many times 2**16 values) is counted before it is built
+
+
+def _field_ratio(config) -> tuple[float, str | None]:
+    """(ratio, name) of the integer field furthest above its default; a field without a default (the
+    input shape) counts its product against 2**16."""
+    best, name = 0.0, None
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        sizes = [v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, int) and not isinstance(v, bool)]
+        if not sizes:
+            continue
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            ratio = math.prod(sizes) / 2**16
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            base = [v for v in (default if isinstance(default, tuple) else (default,)) if isinstance(v, int) and not isinstance(v, bool)]
+            ratio = max(sizes) / max(max(base, default=1), 1)
+        if ratio > best:
+            best, name = ratio, f.name
+    return best, name
+
+
+def _largest_field(config) -> str:
+    """'config field NAME = VALUE' of the integer field furthest above its default (the likely culprit)."""
+    name = _field_ratio(config)[1]
+    return f"config field {name!r} = {getattr(config, name)!r}" if name else "the model's config"

@@ -55,7 +55,7 @@ def get(name: str) -> type:
 
 def create(name: str, **config: Any):
     """Build model ``name`` from keyword config values (validated against its Config dataclass)."""
-    from .config import build
+    from .config import build, construct
 
     cls = get(name)
-    return cls(build(cls.Config, config))
+    return construct(cls, build(cls.Config, config))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from types import ModuleType
 
 import torch
@@ -45,3 +46,11 @@ def bf16_pays(device: torch.device | str) -> bool:
         return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so probed: absent means no
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (a generous bound for sizes read from files and configs)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no bound worth guessing
+        return 2**63

@@ -67,6 +67,9 @@ def decompress_cmd(args):
         raise DataError(f"{path} does not record the run that wrote it: pass --run RUN_DIR")
     if not Path(run).exists():
         raise DataError(f"{path} was written by run {run}, which is not there: pass --run RUN_DIR")
+    out = Path(args.out)
+    if not out.suffix and out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} is a folder that is not empty: choose a new one (the PNGs are written whole or not at all)")
     model, meta = load_run(run, args.device)
     grids = decompress_codes(model, blob, str(path))
     x = decode_grids(model, grids)
@@ -74,15 +77,26 @@ def decompress_cmd(args):
         from ..data.scaling import to_original_units
 
         x = to_original_units(x, meta)
-    out = Path(args.out)
+    # written whole or not at all (issue 22: a decompress killed midway left a half folder that later
+    # trained silently): the .npz through atomic_write, the PNGs in a temporary folder beside --out,
+    # renamed to it at the end
     if out.suffix.lower() == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
+        import io
+
+        from ..train.checkpoint import atomic_write
+
         names = model.grid_names[: len(grids)]
         arrays = {"x": x.numpy().astype(np.float32), **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
-        np.savez(out, **arrays)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(out, buf.getvalue())
     elif out.suffix:
         raise ConfigError(f"--out must be a folder or end in .npz, got {args.out!r}")
     else:
+        import os
+        import secrets
+        import shutil
+
         from PIL import Image
 
         from ..viz.figures import as_images
@@ -90,8 +104,15 @@ def decompress_cmd(args):
         imgs = as_images(x)
         if imgs is None:
             raise DataError(f"inputs of shape {tuple(x.shape[1:])} are not images: use --out FILE.npz")
-        out.mkdir(parents=True, exist_ok=True)
-        width = max(6, len(str(len(imgs) - 1)))
-        for i, im in enumerate(imgs):
-            Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(out / f"{i:0{width}d}.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
+        tmp.mkdir()
+        try:
+            width = max(6, len(str(len(imgs) - 1)))
+            for i, im in enumerate(imgs):
+                Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(tmp / f"{i:0{width}d}.png")
+            os.replace(tmp, out)  # onto a missing or empty folder
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     print(f"wrote {out}: {x.shape[0]} inputs decoded from {len(header.grids)} code grid(s) of {path}", file=sys.stdout)

@@ -178,6 +178,7 @@ def _eval_cmd_args(p):
 @command("eval", help="evaluate a run on a split; --json prints one JSON object", args=_eval_cmd_args)
 def eval_cmd(args):
     from ..evaluate import evaluate
+    from ..train.checkpoint import dumps as ckpt_dumps
 
     model, meta = load_run(args.run_dir, args.device, raw=args.raw)
     data = run_data(args, meta)
@@ -187,7 +188,7 @@ def eval_cmd(args):
         opts.update(anomaly=args.anomaly, anomaly_iw_samples=args.iw_samples)
     m = evaluate(model, data, args.split, iw_samples=args.iw_samples, **opts)
     if args.json:
-        print(json.dumps(m))
+        print(ckpt_dumps(m))  # strict JSON: a non-finite metric is null, named in "non_finite" and a warning
     else:
         for k, v in m.items():
             print(f"{k:24s} {v:.6g}" if isinstance(v, float) else f"{k:24s} {v}")

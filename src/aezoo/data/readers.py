@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import gzip
 import math
 import os
 import zlib
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..utils import memory_bytes
 
 # IDX type codes (LeCun's MNIST page); the data is big-endian.
 IDX_DTYPES = {
@@ -68,24 +68,37 @@ def _existing_file(path) -> Path:
     return path
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its suffix)."""
+def _read_bytes(path: Path, limit: int | None = None) -> tuple[bytes, bool]:
+    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its suffix); of a gzip
+    file at most ``limit`` + 1 bytes are decompressed, so that a small file cannot expand to fill the
+    memory (issue 22: a gzip bomb). Returns (bytes, whether the file was gzipped)."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     if data[:2] != b"\x1f\x8b":
-        return data
+        return data, False
+    out, room = [], (limit + 1 if limit is not None else -1)
     try:
-        return gzip.decompress(data)
-    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as e:
+        while data and room != 0:
+            d = zlib.decompressobj(wbits=31)  # one gzip member; a file may hold several
+            out.append(d.decompress(data, max(room, 0)))
+            room = room - len(out[-1]) if room > 0 else room
+            if room != 0 and not d.eof:
+                out.append(d.flush())
+                room = room - len(out[-1]) if room > 0 else room
+                if not d.eof:
+                    raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            data = d.unused_data if d.eof else b""
+    except (EOFError, zlib.error) as e:
         raise DataError(f"{path}: corrupt or truncated gzip file ({e})") from None
+    return b"".join(out), True
 
 
 def read_idx(path) -> np.ndarray:
     """An IDX file (plain or .gz) as a native-endian, writable array of the shape its header gives."""
     path = _existing_file(path)
-    data = _read_bytes(path)
+    data, gz = _read_bytes(path, 4 + 4 * 255)  # the header; a gzip file is then read as far as the header's shape needs
     magic = data[:4]
     if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES or magic[3] == 0:
         codes = ", ".join(f"0x{c:02X} {t.name}" for c, t in IDX_DTYPES.items())
@@ -94,6 +107,12 @@ def read_idx(path) -> np.ndarray:
             f"{path}: not an IDX file: magic number is {found}, expected 0x0000 then a type code "
             f"({codes}) and the number of dimensions"
         )
+    if len(data) >= 4 + 4 * magic[3]:
+        shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=magic[3], offset=4))
+        need = 4 + 4 * magic[3] + math.prod(shape) * IDX_DTYPES[magic[2]].itemsize
+        if need > memory_bytes():
+            raise DataError(f"{path}: its IDX header promises shape {shape} = {need / 2**30:.1f} GiB, more than this machine's memory")
+        data, gz = _read_bytes(path, need)
     dtype, ndim = IDX_DTYPES[magic[2]], magic[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -108,7 +127,7 @@ def read_idx(path) -> np.ndarray:
         )
     if found > expected:
         raise DataError(
-            f"{path}: IDX file has {found - expected} bytes after the {expected} bytes of data its "
+            f"{path}: IDX file has {'more' if gz else found - expected} bytes after the {expected} bytes of data its "
             f"header promises for shape {shape}"
         )
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(shape)

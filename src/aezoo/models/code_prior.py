@@ -128,6 +128,6 @@ def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodeP
             raise CheckpointError(f"{weights}: weights do not match {PRIOR_CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]}, "
                                   f"other shapes {wrong[:3]}){hint}")
     except CheckpointError as e:
-        return UnreadablePrior(e)
+        return UnreadablePrior(e if recover in str(e) else CheckpointError(f"{e}; {recover}"))
     prior.load_state_dict(tensors)
     return prior.to(device).eval()

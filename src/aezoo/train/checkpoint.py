@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import warnings
@@ -33,7 +34,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..errors import AezooError, CheckpointError, RunWarning
+from ..config import depth_check
+from ..errors import AezooError, CheckpointError, ConfigError, RunWarning
 
 # 2: model.safetensors is rewritten with each checkpoint and says its step; config.json says whether
 #    the run finished; model-raw.safetensors beside EMA weights. Runs of format 1 still load.
@@ -102,8 +104,35 @@ def clean_temp_files(run_dir: str | Path) -> list[Path]:
     return removed
 
 
+def finite(obj: Any, path: str = "") -> tuple[Any, list[str]]:
+    """``obj`` with every NaN or infinite float replaced by None, and the dotted names of those values:
+    Python's json writes them as NaN/Infinity, which no other JSON reader accepts (issue 22)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None, [path or "value"]
+    if isinstance(obj, dict):
+        out, bad = {}, []
+        for k, v in obj.items():
+            out[k], b = finite(v, f"{path}.{k}" if path else str(k))
+            bad += b
+        return out, bad
+    if isinstance(obj, (list, tuple)):
+        pairs = [finite(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        return [v for v, _ in pairs], [b for _, bs in pairs for b in bs]
+    return obj, []
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON: non-finite numbers become null, listed under ``non_finite`` and named in a RunWarning."""
+    obj, bad = finite(obj)
+    if bad:
+        warnings.warn(RunWarning(f"not finite (NaN or infinite), written as null: {', '.join(bad[:8])}"), stacklevel=2)
+        if isinstance(obj, dict):
+            obj["non_finite"] = bad
+    return json.dumps(obj, indent=indent, allow_nan=False)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    atomic_write(path, (dumps(obj, indent=2) + "\n").encode())
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -117,8 +146,14 @@ def read_json(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"corrupt JSON in {path}: {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: nested too deeply to be an aezoo file") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a JSON object, found a {type(obj).__name__}")
+    try:
+        depth_check(obj, str(path))
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
     return obj
 
 
@@ -230,7 +265,7 @@ def save_model(run_dir: str | Path, model, extra: dict[str, Any] | None = None, 
     run_dir = Path(run_dir)
     sha = save_tensors(run_dir / weights, model_state(model), weights_header(model))
     cfg_path = run_dir / config
-    meta = read_json(cfg_path) if cfg_path.exists() else {}
+    meta = read_json(cfg_path) if cfg_path.exists() and not pair else {}  # a pair's JSON describes only its weights
     meta.update({"format": FORMAT, "model": model.name, "config": to_dict(model.config)})
     meta.update(extra or {})
     if pair:

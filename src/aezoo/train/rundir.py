@@ -144,11 +144,23 @@ def keep_metrics_until(path: Path, step: int, epoch: int) -> None:
     (the full record, from the checkpoint's partial sums, replaces it)."""
     if not path.exists():
         return
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TrainingError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}; fix or delete it to resume") from None
+    lines = text.splitlines()
     keep = []
-    for line in path.read_text().splitlines():
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        rec = json.loads(line)
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            rec = None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step", 0), int):
+            if n == len(lines) and not text.endswith("\n"):
+                break  # the record a killed run was writing: cut, and after the checkpoint anyway
+            raise TrainingError(f"{path}: line {n} is not a metrics record (edited or damaged): delete that line or the file to resume")
         if rec.get("step", 0) <= step and not (rec.get("partial") and rec.get("epoch") == epoch + 1):
             keep.append(line)
     ckpt.atomic_write(path, ("\n".join(keep) + "\n").encode() if keep else b"")
