@@ -91,6 +91,32 @@ def test_any_aez_header_is_bounded_by_its_payload_or_refused(count, chunk, grids
     assert cells * min(container.min_bits(k) for _, _, k in h.grids) <= 8 * len(payload) + container.SLACK_BITS
 
 
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 512), b=st.integers(1, 256), steps=st.integers(1, 40), log_conc=st.floats(-2, 2))
+def test_a_valid_stream_decodes_little_information_after_its_last_word(seed, k, b, steps, log_conc):
+    """What coder.decode relies on to stop a file that claims more inputs than it holds: once the range
+    decoder may be exhausted, a valid stream has at most its 64-bit state's worth of information left."""
+    constriction = pytest.importorskip("constriction")
+    from aezoo.compress.coder import EXHAUSTED_BITS
+
+    rng = np.random.default_rng(seed)
+    family = constriction.stream.model.Categorical(perfect=False)
+    probs = [rng.dirichlet(np.full(k, 10.0**log_conc), size=b) for _ in range(steps)]
+    syms = [np.minimum((ps.cumsum(1) < rng.random((b, 1))).sum(1), k - 1).astype(np.int32) for ps in probs]
+    enc = constriction.stream.queue.RangeEncoder()
+    for s, ps in zip(syms, probs):
+        enc.encode(s, family, ps)
+    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
+    after = 0.0
+    for s, ps in zip(syms, probs):
+        exhausted = dec.maybe_exhausted()
+        out = dec.decode(family, ps)
+        assert np.array_equal(out, s)
+        if exhausted:
+            after -= float(np.log2(np.maximum(ps[np.arange(b), out], 2.0**-24)).sum())
+    assert after <= 64 < EXHAUSTED_BITS
+
+
 def test_a_90_byte_aez_claiming_4_billion_inputs_is_refused_before_the_model_loads(vq_run, tmp_path, capsys):
     h, payload = container.unpack((vq_run.parent / "three.aez").read_bytes())
     f = tmp_path / "bomb.aez"

@@ -31,6 +31,11 @@ import torch
 from ..utils import require
 
 THREADS = 1  # torch threads while coding; fixed so that both ends take the same code paths
+# Once the decoder has read every word of the payload, what is left to decode lives in its 64-bit state:
+# a valid file decodes at most ~64 bits of information after that point (58 at most over 300 random
+# streams; tests/test_hostile.py holds the property), a file whose header claims more inputs than it
+# holds decodes zeros forever (issue 22: "hangs for weeks"). Past this many bits it is refused.
+EXHAUSTED_BITS = 96
 
 
 @contextlib.contextmanager
@@ -84,6 +89,7 @@ def decode(prior, payload: bytes, count: int, shapes: list[tuple[int, int]], chu
     constriction, family = _model_family()
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     out: list[list[torch.Tensor]] = [[] for _ in shapes]
+    after_end = 0.0  # bits of information decoded after the payload's last word was read
     with deterministic_cpu():
         for start in range(0, count, chunk):
             b = min(chunk, count - start)
@@ -93,7 +99,13 @@ def decode(prior, payload: bytes, count: int, shapes: list[tuple[int, int]], chu
                 c = torch.zeros(b, 0, dtype=torch.long)
                 for _ in range(h * w):
                     p = cell_probabilities(gp, c, cond)
-                    sym = torch.from_numpy(decoder.decode(family, p).astype(np.int64))
+                    exhausted = decoder.maybe_exhausted()
+                    sym_np = decoder.decode(family, p)
+                    if exhausted:  # each code costs at least its quantised probability, >= 2**-24
+                        after_end -= float(np.log2(np.maximum(p[np.arange(b), sym_np], 2.0**-24)).sum())
+                        if after_end > EXHAUSTED_BITS:
+                            raise ValueError(f"the payload ends before the {count} inputs its header counts (at input {start})")
+                    sym = torch.from_numpy(sym_np.astype(np.int64))
                     c = torch.cat([c, sym[:, None]], 1)
                 flat.append(c)
                 out[gi].append(c.view(b, h, w))
