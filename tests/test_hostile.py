@@ -234,6 +234,17 @@ def test_non_finite_metrics_print_strict_json(recwarn):
     assert any("recon_mse" in str(w.message) for w in recwarn)
 
 
+def test_eval_json_never_prints_invalid_json(ae_run, capsys, monkeypatch):
+    import sys
+
+    # what a model with an infinite weight measured before issue 22 (the module: aezoo.evaluate is the function)
+    monkeypatch.setattr(sys.modules["aezoo.evaluate"], "evaluate", lambda *a, **k: {"recon_mse": float("inf"), "n": 3})
+    assert main(["eval", str(ae_run), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out, parse_constant=lambda c: pytest.fail(f"invalid JSON {c}")) == {"recon_mse": None, "n": 3, "non_finite": ["recon_mse"]}
+    assert "aezoo: warning: not finite (NaN or infinite), written as null: recon_mse" in err
+
+
 # --- hand-edited config.json and --set sizes ---------------------------------------------------
 def test_config_json_nested_deeply_is_one_line(ae_run, tmp_path, capsys):
     run = _copy(ae_run, tmp_path)

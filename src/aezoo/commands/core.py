@@ -1,7 +1,6 @@
 """The core commands: models, datasets, train, eval, sample, reconstruct, encode, report."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
