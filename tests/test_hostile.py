@@ -137,7 +137,7 @@ def test_a_count_the_payload_may_hold_but_does_not_is_one_line(vq_run, tmp_path,
 
 
 # --- the prior's two files ---------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["other weights", "no weights", "garbled json"])
+@pytest.mark.parametrize("damage", ["other weights", "no weights", "garbled json", "huge width"])
 def test_a_prior_killed_between_its_two_files_is_one_line_and_train_prior_recovers(vq_run, tmp_path, capsys, damage):
     run = _copy(vq_run, tmp_path)
     if damage == "other weights":  # what a train-prior killed after prior.safetensors leaves: new weights, old prior.json
@@ -148,9 +148,14 @@ def test_a_prior_killed_between_its_two_files_is_one_line_and_train_prior_recove
     elif damage == "no weights":
         (run / "prior.safetensors").unlink()
         pattern = r"prior\.json has no prior\.safetensors beside it .*aezoo train-prior"
-    else:
+    elif damage == "garbled json":
         (run / "prior.json").write_text('{"config": ')
         pattern = r"corrupt JSON in .*prior\.json.*aezoo train-prior"
+    else:  # a hand edit: sizes no memory holds are named before anything is allocated
+        meta = json.loads((run / "prior.json").read_text())
+        meta["config"]["width"] = 10**6
+        (run / "prior.json").write_text(json.dumps(meta))
+        pattern = r"prior\.json: config field 'width' = 1000000: the model's weights would take .*aezoo train-prior"
     capsys.readouterr()
     one_line_error(capsys, main(["compress", str(run), "--data", "digits", "--limit", "3", "--out", str(tmp_path / "x.aez")]), pattern)
     one_line_error(capsys, main(["eval", str(run), "--iw-samples", "0", "--json"]), pattern)

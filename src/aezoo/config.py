@@ -227,7 +227,10 @@ def construct(cls, config):
             with torch.device("meta"):
                 probe = cls(config)
             need = sum(t.numel() * t.element_size() for t in [*probe.parameters(), *probe.buffers()])
-        except (RuntimeError, NotImplementedError, TypeError, ValueError):  # a constructor that computes on its tensors
+        except RuntimeError as e:
+            if "overflow" in str(e):  # a tensor larger than torch can index
+                raise ConfigError(f"{_largest_field(config)}: the model's tensors would be larger than torch can index") from None
+        except (NotImplementedError, TypeError, ValueError):  # a constructor that computes on its tensors
             pass
     budget = memory_bytes() // 4  # weights, gradients and Adam's two moments
     if need > budget:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..config import build
+from ..config import build, construct
 from ..errors import AezooError, CheckpointError, NotSupportedError
 from ..nn.priors import CodePrior, CodePriorConfig
 from ..nn.quantizer import perplexity
@@ -115,7 +115,7 @@ def load_prior(run_dir: str | Path, device: str | torch.device = "cpu") -> CodeP
         try:
             if not isinstance(meta.get("config"), dict):
                 raise CheckpointError("no 'config' object")
-            prior = CodePrior(build(CodePriorConfig, meta["config"]))
+            prior = construct(CodePrior, build(CodePriorConfig, meta["config"]))  # sizes memory cannot hold: one line
         except (AezooError, TypeError, ValueError) as e:
             raise CheckpointError(f"{config}: {e}; {recover}") from None
         tensors = check_pair(weights, config, meta, recover)
