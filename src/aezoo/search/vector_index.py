@@ -483,44 +483,50 @@ def _check_sealed(m: dict[str, Any], copy: dict[str, Any], path: Path) -> None:
                                   f"(the copy in {ITEMS_FILE}, under its checksum): the manifest was edited; restore it or rebuild the index")
 
 
-def _read_items(blob: bytes, m: dict[str, Any], where: Path) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """ids, labels and the sealed manifest from items.npz, each entry's npy header checked (name,
-    dtype, shape, size) before a byte of its data is read; never unpickled."""
-    n = m["count"]
-    want = {"ids": (np.dtype(np.int64), (n,)), SEAL: (np.dtype(np.uint8), None)}
-    if m["labelled"]:
-        want["labels"] = (np.dtype(np.int64), (n,))
-    out = {}
+def _read_entry(zf: zipfile.ZipFile, key: str, dtype: np.dtype, shape: tuple[int, ...] | None, cap: int, where: Path, n: int) -> np.ndarray:
+    """One array of items.npz, its npy header (dtype, shape) and size checked before a byte of its
+    data is read; never unpickled."""
+    if zf.getinfo(f"{key}.npy").file_size > cap:
+        raise CheckpointError(f"{where}: {key} is larger than {n} items can need")
+    with zf.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise CheckpointError(f"{where}: {key} is in .npy format version {version}, which aezoo does not write")
+        got_shape, _, got_dtype = read_header(f)
+        if got_dtype.hasobject:
+            raise CheckpointError(f"{where}: {key} holds Python objects (dtype object), which aezoo never unpickles")
+        if got_dtype != dtype or (shape is not None and tuple(got_shape) != shape) or (shape is None and len(got_shape) != 1):
+            raise CheckpointError(f"{where}: {key} is {got_dtype} of shape {tuple(got_shape)}, expected {dtype} of shape {shape or '(n,)'}"
+                                  + (f" (the manifest's count is {n})" if shape else ""))
+    with zf.open(f"{key}.npy") as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _read_items(blob: bytes, m: dict[str, Any], path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """ids and labels from items.npz, after the manifest's fields are checked against the copy sealed
+    in it (first, so that an edited field is named rather than its consequence)."""
+    n, where = m["count"], path / ITEMS_FILE
+    want = ["ids", SEAL] + (["labels"] if m["labelled"] else [])
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
             names = sorted(zf.namelist())
+            if f"{SEAL}.npy" not in names:
+                raise CheckpointError(f"{where}: holds no {SEAL}.npy, the sealed copy of the manifest; rebuild the index")
+            raw = _read_entry(zf, SEAL, np.dtype(np.uint8), None, MAX_MANIFEST, where, n)
+            try:
+                copy = json.loads(raw.tobytes().decode())
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                copy = None
+            if not isinstance(copy, dict):
+                raise CheckpointError(f"{where}: its {SEAL} entry is not the manifest's JSON")
+            _check_sealed(m, copy, path)
             if names != sorted(f"{k}.npy" for k in want):
-                raise CheckpointError(f"{where}: holds {', '.join(names)[:120] or 'nothing'}, expected {', '.join(sorted(f'{k}.npy' for k in want))}")
-            for key, (dtype, shape) in want.items():
-                if zf.getinfo(f"{key}.npy").file_size > (MAX_MANIFEST if shape is None else 8 * n) + 4096:
-                    raise CheckpointError(f"{where}: {key} is larger than {n} items can need")
-                with zf.open(f"{key}.npy") as f:
-                    version = np.lib.format.read_magic(f)
-                    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    if read_header is None:
-                        raise CheckpointError(f"{where}: {key} is in .npy format version {version}, which aezoo does not write")
-                    got_shape, fortran, got_dtype = read_header(f)
-                    if got_dtype.hasobject:
-                        raise CheckpointError(f"{where}: {key} holds Python objects (dtype object), which aezoo never unpickles")
-                    if got_dtype != dtype or (shape is not None and tuple(got_shape) != shape) or (shape is None and len(got_shape) != 1):
-                        raise CheckpointError(f"{where}: {key} is {got_dtype} of shape {tuple(got_shape)}, expected {dtype} of shape {shape or '(n,)'}"
-                                              + (f" (the manifest's count is {n})" if shape else ""))
-                with zf.open(f"{key}.npy") as f:
-                    out[key] = np.lib.format.read_array(f, allow_pickle=False)
+                raise CheckpointError(f"{where}: holds {', '.join(names)[:120]}, expected {', '.join(sorted(f'{k}.npy' for k in want))}")
+            out = {k: _read_entry(zf, k, np.dtype(np.int64), (n,), 8 * n + 4096, where, n) for k in want if k != SEAL}
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
         raise CheckpointError(f"{where}: not a readable items file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
-    try:
-        copy = json.loads(out[SEAL].tobytes().decode())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        copy = None
-    if not isinstance(copy, dict):
-        raise CheckpointError(f"{where}: its {SEAL} entry is not the manifest's JSON")
-    return out["ids"], out.get("labels"), copy
+    return out["ids"], out.get("labels")
 
 
 def _max_index_bytes(m: dict[str, Any]) -> int:
@@ -578,8 +584,7 @@ def load_index(path: str | Path, model=None, device: str = "cpu") -> Index:
         blobs[name] = _read_file(path / name, cap, what)
         if _sha256(blobs[name]) != m["files"][name]:
             raise CheckpointError(f"{path / name} does not match its manifest's checksum: the file is corrupt or was replaced")
-    ids, labels, copy = _read_items(blobs[ITEMS_FILE], m, path / ITEMS_FILE)
-    _check_sealed(m, copy, path)
+    ids, labels = _read_items(blobs[ITEMS_FILE], m, path)
     if blobs[INDEX_FILE][:4] not in FOURCC[m["kind"]]:
         raise CheckpointError(f"{path / INDEX_FILE}: not a FAISS {m['kind']} index (it starts {blobs[INDEX_FILE][:4]!r})")
     try:
