@@ -14,9 +14,10 @@ Kinds and their parameters (defaults in ``PARAMS``):
 
 Distances: ``l2`` is Euclidean (FAISS's squared distance, square-rooted), ``cosine`` is 1 - cosine
 similarity (half the squared distance of unit vectors, which the index holds). A saved index is a folder: ``index.faiss`` (FAISS's own
-format), ``items.npz`` (ids and labels, read with ``allow_pickle=False``) and ``manifest.json`` (the
-run and a SHA-256 of its model's weights, the data, the metric, the kind and its parameters, and
-checksums of the two files). Nothing is pickled.
+format), ``items.npz`` (ids, labels and a sealed copy of the manifest's fields, read with
+``allow_pickle=False``) and ``manifest.json`` (the run and a SHA-256 of its model's weights, the data,
+the metric, the kind and its parameters, and checksums of the two files). Nothing is pickled; what
+``load_index`` checks of a folder that may have been edited is in its docstring.
 """
 from __future__ import annotations
 
