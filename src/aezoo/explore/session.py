@@ -187,7 +187,7 @@ class Explorer:
         self.z = self.z.float()
         self.points, self.projection = project(self.z, projection)
         lo, hi = self.points.min(0).values, self.points.max(0).values
-        span = (hi - lo).clamp_min(1e-3)
+        span = max(float((hi - lo).max()), 1.0)  # the larger side, at least 1: the page shows a flat axis 1 wide
         # where decode_point may ask: the map widened by ten times its size each side, room to extrapolate;
         # beyond, float32 codes overflow (x=1e39, issue 22) long before a decode means anything
         self.map_lo, self.map_hi = lo - MAP_MARGIN * span, hi + MAP_MARGIN * span
