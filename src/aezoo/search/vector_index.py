@@ -114,7 +114,8 @@ def unsearchable(z: np.ndarray, what: str, names: list[str] | None = None) -> st
     if not bad.size:
         return None
     rows = ", ".join(str(i) if names is None else names[i] for i in bad[:5]) + (", ..." if bad.size > 5 else "")
-    why = "not finite (inf or NaN)" if not np.isfinite(z[bad]).all() else f"too long for float32 distances (length up to {norms[bad].max():.3g}, at most {MAX_NORM:.0e})"
+    why = ("not finite (inf or NaN)" if not np.isfinite(z[bad]).all()
+           else f"too long for float32 distances (length up to {norms[bad].max():.3g}, at most {MAX_NORM:.0e})")
     return f"the codes of {bad.size} of {z.shape[0]} {what} ({'rows ' if names is None else ''}{rows}) are {why}"
 
 
@@ -423,7 +424,8 @@ def _check_manifest(m: Any, mf: Path) -> dict[str, Any]:
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         got = m.get("format") if isinstance(m, dict) else type(m).__name__
         if got == "aezoo-index/1":
-            raise CheckpointError(f"{mf}: an index of an older aezoo (format 1, whose checksums did not cover its fields): rebuild it with `aezoo index RUN_DIR`")
+            raise CheckpointError(f"{mf}: an index of an older aezoo (format 1, whose checksums did not cover its fields): "
+                                  "rebuild it with `aezoo index RUN_DIR`")
         raise CheckpointError(f"{mf}: not an aezoo index manifest (format {str(got)[:60]!r}, expected {FORMAT!r})")
     checks = {
         "kind": lambda v: v in KINDS, "metric": lambda v: v in METRICS,
@@ -540,14 +542,16 @@ def _max_index_bytes(m: dict[str, Any]) -> int:
     elif m["kind"] == "hnsw":
         size = vectors + n * (16 * p["M"] + 64)  # 2M links at level 0, about M/(M-1) more above, levels, offsets
     else:
-        size = n * (p["pq_m"] * p["pq_bits"] // 8 + 1 + 8) + 4 * d * (p["nlist"] + 2 ** p["pq_bits"]) + 64 * p["nlist"] + (vectors if p["rerank"] else 0)
+        codes = n * (p["pq_m"] * p["pq_bits"] // 8 + 1 + 8)  # PQ codes and ids in the inverted lists
+        size = codes + 4 * d * (p["nlist"] + 2 ** p["pq_bits"]) + 64 * p["nlist"] + (vectors if p["rerank"] else 0)
     return 2 * size + (1 << 20)
 
 
 def _check_faiss(index, m: dict[str, Any], where: Path) -> None:
     """The FAISS index is of the manifest's kind, size and build parameters."""
     faiss = _faiss()
-    expected = {"flat": ("IndexFlatL2",), "hnsw": ("IndexHNSWFlat",), "ivf-pq": ("IndexRefineFlat",) if m["params"].get("rerank") else ("IndexIVFPQ",)}
+    expected = {"flat": ("IndexFlatL2",), "hnsw": ("IndexHNSWFlat",),
+                "ivf-pq": ("IndexRefineFlat",) if m["params"].get("rerank") else ("IndexIVFPQ",)}
     cls = type(faiss.downcast_index(index)).__name__
     if cls not in expected[m["kind"]] or index.metric_type != faiss.METRIC_L2:
         raise CheckpointError(f"{where}: a FAISS {cls}, not the {m['kind']} index (rerank {m['params'].get('rerank', 0)}) its manifest says")
