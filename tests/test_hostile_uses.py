@@ -369,6 +369,19 @@ def test_decode_point_out_of_range_is_one_clear_400(explorer, params):
     assert r.status_code in (400, 422) and "\n" not in r.json()["detail"], r.text
 
 
+@settings(max_examples=60, deadline=None)
+@given(x=st.floats() | st.integers(-(10**400), 10**400), y=st.floats(-10, 10))
+def test_decode_point_answers_an_image_or_one_4xx_line_for_any_number(explorer, x, y):
+    r = client(explorer).get("/api/decode_point", params={"x": x, "y": y})
+    lo, hi = explorer.map_lo.tolist(), explorer.map_hi.tolist()
+    on_map = lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1]  # NaN compares false
+    assert r.status_code == (200 if on_map else 400), (x, y, r.text)
+    if r.status_code == 200:
+        assert all(np.isfinite(r.json()["code"]))
+    else:
+        assert "\n" not in r.json()["detail"]
+
+
 def test_decode_bodies_are_bounded_and_checked(explorer):
     c = client(explorer)
     dim = explorer.code_dim
