@@ -1,8 +1,8 @@
 """The explorer's web app (FastAPI): the page, its static files, and a small JSON API over ``Explorer``.
 
 Every request passes the guard of ``access.py`` first (its Host, and the token when the server is
-reachable from other machines): 403 otherwise. Every endpoint is a plain ``def``, so FastAPI runs it in its thread pool and a slow decode never
-holds up the page's other requests; ``Explorer`` serialises the model calls with a lock. Bad values
+reachable from other machines): 403 otherwise. Every endpoint is a plain ``def``, so FastAPI runs it
+in its thread pool and a slow decode never holds up the page's other requests; ``Explorer`` serialises the model calls with a lock. Bad values
 answer 4xx with ``{"detail": "<one line>"}``: 400 for a value aezoo rejects, 404 for an item or file
 that is not there, 413 for a body over ``MAX_BODY``, 422 for a value of the wrong type.
 """
