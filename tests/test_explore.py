@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx versions
     from fastapi.testclient import TestClient
 
+LOCAL = "http://127.0.0.1"  # the Host the server checks (issue 22); the test client's default, "testserver", is refused
 
 def tiny_run(tmp_path_factory, name, **config):
     from explore_runs import make_run
@@ -34,7 +35,7 @@ def client_for(run, **options):
     from aezoo.viz.report import data_of_run
 
     meta = run_meta(run)
-    return TestClient(create_app(Explorer(model, data_of_run(meta), run, meta, **options)))
+    return TestClient(create_app(Explorer(model, data_of_run(meta), run, meta, **options)), base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +170,12 @@ def test_decode_anywhere_inverts_the_pca(vae):
     at = vae.get("/api/decode_point", params={"x": pin["point"][0], "y": pin["point"][1]}).json()
     assert len(at["code"]) == 4
     # the spot of an item decodes its code projected onto the map's plane: near the item's own code
-    far = vae.get("/api/decode_point", params={"x": 50.0, "y": -50.0}).json()
+    xs, ys = vae.get("/api/map").json()["x"], vae.get("/api/map").json()["y"]
+    corner = {"x": 2 * max(xs) - min(xs), "y": 2 * min(ys) - max(ys)}  # off the points by the map's size, still on the page's canvas
+    far = vae.get("/api/decode_point", params=corner).json()
     assert png_bytes(far["image"]) != png_bytes(at["image"])
+    r = vae.get("/api/decode_point", params={"x": 1e39, "y": 0})  # finite as a double, inf as float32 (issue 22)
+    assert r.status_code == 400 and "off the map" in r.json()["detail"]
     assert vae.get("/api/decode_point", params={"x": "nan", "y": 0}).status_code == 400
     assert vae.get("/api/decode_point", params={"x": "inf", "y": 0}).status_code == 400
     assert vae.get("/api/decode_point", params={"x": "a", "y": 0}).status_code == 422
@@ -257,7 +262,7 @@ def test_vq_codebook_code_maps_and_prior(tmp_path_factory):
 def test_denoising_panel_uses_the_models_corruption():
     data = aezoo.data.from_arrays(torch.rand(40, 1, 8, 8), torch.arange(40) % 4)
     model = aezoo.create("denoising_ae", input_shape=(1, 8, 8), latent_dim=4, hidden=(16,))
-    c = TestClient(create_app(Explorer(model, data)))
+    c = TestClient(create_app(Explorer(model, data)), base_url=LOCAL)
     info = c.get("/api/info").json()
     assert info["panels"]["corruption"] and info["corruption"] == {"kind": "mask", "level": 0.25, "max": 1.0}
     r = c.get("/api/denoise/0", params={"level": 0.5}).json()
@@ -277,7 +282,7 @@ def test_td_vae_rollouts():
     model = aezoo.create("td_vae", **get("td_vae").tiny)
     x = torch.rand(12, *model.config.input_shape)
     data = aezoo.data.from_arrays(x)
-    c = TestClient(create_app(Explorer(model, data)))
+    c = TestClient(create_app(Explorer(model, data)), base_url=LOCAL)
     info = c.get("/api/info").json()
     assert info["panels"]["rollout"] and info["panels"]["sample"]
     r = c.get("/api/rollout/0", params={"observe": 2, "predict": 3, "samples": 2}).json()
@@ -324,7 +329,7 @@ def test_explorer_rejects_bad_setups():
     with pytest.raises(aezoo.AezooError, match="projection"):
         Explorer(aezoo.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden=(8,)), data, projection="mds")
     tsne = Explorer(aezoo.create("vae", input_shape=(1, 8, 8), latent_dim=3, hidden=(8,)), data, projection="tsne")
-    c = TestClient(create_app(tsne))
+    c = TestClient(create_app(tsne), base_url=LOCAL)
     assert not c.get("/api/info").json()["invertible"]
     r = c.get("/api/decode_point", params={"x": 0, "y": 0})
     assert r.status_code == 400 and "no inverse" in r.json()["detail"]

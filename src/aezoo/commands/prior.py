@@ -4,6 +4,7 @@ ordinary training engine, saves it beside the model (prior.safetensors, prior.js
 re-evaluates the run and rebuilds its report so that prior samples and ``prior_nll_bits`` appear."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -32,11 +33,36 @@ def _args(p):
 
 @command("train-prior", help="fit the autoregressive prior over a VQ run's code grids (second stage)", args=_args)
 def train_prior_cmd(args):
+    run = Path(args.run_dir)
+    with run_lock(run):
+        _train_prior(args, run)
+
+
+@contextlib.contextmanager
+def run_lock(run: Path):
+    """The run folder's lock (the one ``aezoo train`` holds) for the whole of train-prior (issue 22):
+    beside a ``train --resume`` it would read old weights and leave a stale prior, eval.json and report."""
+    from ..errors import TrainingError
+    from ..train.rundir import LOCK, locked
+
+    if not run.is_dir():  # load_run says what is wrong; taking the lock would create the folder
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(locked(run))
+        except TrainingError:
+            holder = (run / LOCK).read_text(errors="replace").strip() or "?"
+            raise TrainingError(f"{run} is in use by another aezoo process (pid {holder}): train-prior would fit the prior to weights "
+                                "that are changing and leave a stale eval.json and report; run it once that process has ended") from None
+        yield
+
+
+def _train_prior(args, run: Path):
     from ..config import to_dict
     from ..models.code_prior import PRIOR_CONFIG, save_prior
     from ..run import finish_run, fit_prior
 
-    run = Path(args.run_dir)
     model, meta = load_run(args.run_dir, args.device)
     data = run_data(args, meta)
     torch.manual_seed(args.seed)

@@ -72,6 +72,7 @@ def _search_args(p):
 @command("search", help="find the nearest indexed items to query images, .npz rows or dataset items", args=_search_args)
 def search_cmd(args):
     from ..search import load_index
+    from ..search.vector_index import unsearchable
     from ..train.checkpoint import read_json
     from ._common import load_run
 
@@ -85,7 +86,11 @@ def search_cmd(args):
         meta = read_json(Path(index.manifest["run"]) / "config.json")
     x, names, labels = _inputs.read(args, index.model, meta)
     params = {k: v for k, v in (("ef_search", args.ef_search), ("nprobe", args.nprobe), ("rerank", args.rerank)) if v is not None}
-    hits = index.search(x, args.k, y=labels, **params)
+    z = index.encode(x, labels)
+    problem = unsearchable(z, "queries", names)
+    if problem:
+        raise DataError(f"{problem}: nothing was searched")
+    hits = index.search_codes(z, args.k, **params)
     class_names = (index.manifest.get("data") or {}).get("class_names")
     label = lambda v: None if v is None or v < 0 else (class_names[v] if class_names and v < len(class_names) else int(v))  # noqa: E731
     out = []
@@ -97,7 +102,7 @@ def search_cmd(args):
         from ..train.checkpoint import write_json
 
         write_json(args.out, {"index": str(args.index_dir), "k": args.k, "metric": index.metric, "queries": out})
-        print(f"wrote {args.out}: {len(out)} queries, {args.k} hits each")
+        print(f"wrote {args.out}: {len(out)} queries, {hits_summary(out, args.k, len(index))}")
     elif args.out:
         _grid(index, x, labels, hits, names, class_names, args.out)
         print(f"wrote {args.out}")
@@ -108,6 +113,16 @@ def search_cmd(args):
         from ..search import precision_at_k
 
         print(f"precision@{args.k} by label: {precision_at_k(hits.labels, labels.numpy()):.4f}", file=sys.stderr)
+
+
+def hits_summary(out: list[dict], k: int, items: int) -> str:
+    """What the file holds, counted from it: '3 hits each', or how many queries got fewer and why."""
+    counts = [len(q["hits"]) for q in out]
+    if all(c == k for c in counts):
+        return f"{k} hits each"
+    short = sum(c < k for c in counts)
+    why = f"the index holds {items} items" if items < k else "the approximate search found fewer; raise --ef-search or --nprobe"
+    return f"{sum(counts)} hits in all, fewer than {k} for {short} of them ({why})"
 
 
 def _short(name: str) -> str:

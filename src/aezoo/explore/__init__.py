@@ -10,13 +10,15 @@ from .session import Explorer, Panels, panels_for
 __all__ = ["Explorer", "Panels", "create_app", "panels_for", "serve"]
 
 
-def create_app(explorer: Explorer):
+def create_app(explorer: Explorer, access=None):
+    """The FastAPI app; ``access`` (``explore.access.Access``): allowed Host names and the token
+    (default: this machine's loopback names, no token)."""
     from ..utils import require
 
     require("fastapi", "explore")
     from .app import create_app as make
 
-    return make(explorer)
+    return make(explorer, access)
 
 
 def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, on_ready=None) -> None:

@@ -1,7 +1,8 @@
 """The explorer's web app (FastAPI): the page, its static files, and a small JSON API over ``Explorer``.
 
-Every endpoint is a plain ``def``, so FastAPI runs it in its thread pool and a slow decode never
-holds up the page's other requests; ``Explorer`` serialises the model calls with a lock. Bad values
+Every request passes the guard of ``access.py`` first (its Host, and the token when the server is
+reachable from other machines): 403 otherwise. Every endpoint is a plain ``def``, so FastAPI runs it
+in its thread pool and a slow decode never holds up the page's other requests; ``Explorer`` serialises the model calls with a lock. Bad values
 answer 4xx with ``{"detail": "<one line>"}``: 400 for a value aezoo rejects, 404 for an item or file
 that is not there, 413 for a body over ``MAX_BODY``, 422 for a value of the wrong type.
 """
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import AezooError
+from .access import Access
 from .session import MAX_BATCH, MAX_NEIGHBOURS, MAX_SAMPLES, MAX_STEPS, Explorer
 
 MAX_BODY = 4 << 20  # bytes in one request body: 64 codes of a few thousand numbers each
@@ -36,19 +38,32 @@ def _field(loc) -> str:
     return ".".join(parts) or "request"
 
 
-def create_app(explorer: Explorer) -> FastAPI:
+def create_app(explorer: Explorer, access: Access | None = None) -> FastAPI:
+    """The app over ``explorer``; ``access``: who may ask (default: this machine's loopback names, no token)."""
     app = FastAPI(title="aezoo explore", docs_url=None, redoc_url=None, openapi_url=None)
     ex = explorer
+    access = access or Access()
 
     @app.middleware("http")
-    async def bounded_body(request: Request, call_next):
+    async def guard(request: Request, call_next):
+        host = request.headers.get("host")
+        if not access.host_allowed(host):
+            return JSONResponse({"detail": f"Host {str(host)[:80]!r} is not this server's address ({', '.join(sorted(access.hosts))}): "
+                                           "refused, as a web page elsewhere could have pointed its name here (DNS rebinding)"}, status_code=403)
+        from_query = request.query_params.get("token")
+        if not access.token_ok(from_query if from_query is not None else request.cookies.get(access.cookie)):
+            return JSONResponse({"detail": "this explorer needs its token: open the URL that `aezoo explore` printed (it ends in ?token=...)"},
+                                status_code=403)
         if request.method == "POST":
             size = request.headers.get("content-length")
             if size is None:
                 return JSONResponse({"detail": "a request body needs a Content-Length"}, status_code=411)
             if not size.isdigit() or int(size) > MAX_BODY:
                 return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
-        return await call_next(request)
+        response = await call_next(request)
+        if access.token is not None and from_query is not None:  # the page's own requests carry it from now on
+            response.set_cookie(access.cookie, access.token, httponly=True, samesite="strict", path="/")
+        return response
 
     @app.exception_handler(AezooError)
     async def aezoo_error(request, e: AezooError):

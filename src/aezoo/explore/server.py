@@ -36,10 +36,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
+def url_of(sock: socket.socket, token: str | None = None, host: str | None = None) -> str:
+    """The URL to open: the bound address (this machine's loopback one for a wildcard bind, unless
+    ``host`` names another), with the token when there is one."""
+    bound, port = sock.getsockname()[:2]
+    host = host or {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bound, bound)
     host = f"[{host}]" if ":" in host else host
-    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+    return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
 
 
 def has_display() -> bool:
@@ -72,12 +75,22 @@ def make_server(app, sock: socket.socket):
 
 
 def serve(explorer, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, on_ready=None) -> None:
-    from . import create_app
+    """Serve until Ctrl-C or SIGTERM. ``on_ready(url)`` gets the URL to open; bound to an address other
+    machines can reach, a warning and the outward URL go to stderr first (see ``access.py``)."""
+    import sys
 
-    app = create_app(explorer)
+    from . import create_app
+    from .access import for_socket, outward_address
+
     sock = bind(host, port)
-    url = url_of(sock)
+    access = for_socket(host, sock)
+    app = create_app(explorer, access)
+    url = url_of(sock, access.token)
     server = make_server(app, sock)
+    if access.token is not None:
+        outward = url_of(sock, access.token, outward_address() if access.hosts is None else None)
+        print(f"aezoo explore: warning: --host {host} is reachable from other machines; whoever has the token in the URL sees the run's "
+              f"config, metrics and data. Open {outward}", file=sys.stderr, flush=True)
     if on_ready is not None:
         on_ready(url)
     if open_browser and has_display():

@@ -29,6 +29,7 @@ MAX_NEIGHBOURS = 32
 MAX_STEPS = 32  # interpolation steps, rollout jumps
 MAX_SAMPLES = 16  # prior samples, rollout samples per request
 PROJECTIONS = ("auto", "pca", "tsne", "umap")
+MAP_MARGIN = 10  # decode_point answers within the map widened by this many map sizes each side
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,11 @@ class Explorer:
             raise NotSupportedError(f"model {model.name!r} gives integer codes: there is nothing to draw on a map")
         self.z = self.z.float()
         self.points, self.projection = project(self.z, projection)
+        lo, hi = self.points.min(0).values, self.points.max(0).values
+        span = max(float((hi - lo).max()), 1.0)  # the larger side, at least 1: the page shows a flat axis 1 wide
+        # where decode_point may ask: the map widened by ten times its size each side, room to extrapolate;
+        # beyond, float32 codes overflow (x=1e39, issue 22) long before a decode means anything
+        self.map_lo, self.map_hi = lo - MAP_MARGIN * span, hi + MAP_MARGIN * span
         self.order, self.order_by, self.scores = self._order_dims()
         lo, hi = self.z.min(0).values, self.z.max(0).values
         pad = 0.25 * (hi - lo).clamp_min(1e-3)
@@ -315,6 +321,10 @@ class Explorer:
     def decode_point(self, px: float, py: float, label: int | None = None) -> dict[str, Any]:
         if not (math.isfinite(px) and math.isfinite(py)):
             raise ConfigError("the point's coordinates must be finite numbers")
+        lo, hi = self.map_lo.tolist(), self.map_hi.tolist()
+        if not (lo[0] <= px <= hi[0] and lo[1] <= py <= hi[1]):  # x=1e39 is a finite double but inf in float32 (issue 22)
+            raise ConfigError(f"the point ({px:.4g}, {py:.4g}) is off the map: x must be in [{lo[0]:.4g}, {hi[0]:.4g}], "
+                              f"y in [{lo[1]:.4g}, {hi[1]:.4g}]")
         z = self.projection.inverse(torch.tensor([[px, py]], dtype=torch.float32))
         y = self.label(label, 0)
         return {"code": [round(v, 6) for v in z[0].tolist()], "image": png(self._decode(z, y)[0])}
