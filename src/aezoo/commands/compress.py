@@ -24,16 +24,18 @@ def _compress_args(p):
 @command("compress", help="entropy-code inputs with a VQ run's codes and its prior into an .aez file", args=_compress_args)
 def compress_cmd(args):
     from ..compress import compress
-    from ..train.checkpoint import atomic_write
+    from ..runs import atomic_write
     from ..utils import require
-    from ._common import load_run
+    from ._common import open_run
 
     require("constriction", "compress")
     if not args.out.lower().endswith(".aez"):
         raise ConfigError(f"--out must end in .aez, got {args.out!r}")
-    model, meta = load_run(args.run_dir, args.device)
-    x, _, _ = _inputs.read(args, model, meta)
-    blob = compress(model, x, stages=args.stages, run=str(Path(args.run_dir).resolve()))
+    run = open_run(args.run_dir, args.device)
+    model = run.model
+    items = _inputs.read(args, run)
+    x = items.x
+    blob = compress(model, x, stages=args.stages, run=str(Path(args.run_dir).resolve()), names=items.sources)
     atomic_write(args.out, blob)
     pixels = x.shape[0] * math.prod(x.shape[2:] if x.dim() == 4 else x.shape[1:])
     raw = x[0].numel() * x.shape[0]  # bytes as 8-bit values
@@ -53,7 +55,7 @@ def _decompress_args(p):
 def decompress_cmd(args):
     from ..compress import decode_grids, decompress_codes, read_header
     from ..utils import require
-    from ._common import load_run
+    from ._common import open_run
 
     require("constriction", "compress")
     path = Path(args.file)
@@ -67,7 +69,8 @@ def decompress_cmd(args):
         raise DataError(f"{path} does not record the run that wrote it: pass --run RUN_DIR")
     if not Path(run).exists():
         raise DataError(f"{path} was written by run {run}, which is not there: pass --run RUN_DIR")
-    model, meta = load_run(run, args.device)
+    opened = open_run(run, args.device)
+    model, meta = opened.model, opened.meta
     grids = decompress_codes(model, blob, str(path))
     x = decode_grids(model, grids)
     if not args.scaled:
@@ -78,7 +81,7 @@ def decompress_cmd(args):
     if out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
         names = model.grid_names[: len(grids)]
-        arrays = {"x": x.numpy().astype(np.float32), **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
+        arrays = {"x": x.numpy().astype(np.float32), **({"sources": np.array(header.names)} if header.names else {}), **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
         np.savez(out, **arrays)
     elif out.suffix:
         raise ConfigError(f"--out must be a folder or end in .npz, got {args.out!r}")
@@ -91,7 +94,33 @@ def decompress_cmd(args):
         if imgs is None:
             raise DataError(f"inputs of shape {tuple(x.shape[1:])} are not images: use --out FILE.npz")
         out.mkdir(parents=True, exist_ok=True)
-        width = max(6, len(str(len(imgs) - 1)))
-        for i, im in enumerate(imgs):
-            Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(out / f"{i:0{width}d}.png")
+        for name, im in zip(output_names(header.names, len(imgs)), imgs):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(out / name)
     print(f"wrote {out}: {x.shape[0]} inputs decoded from {len(header.grids)} code grid(s) of {path}", file=sys.stdout)
+
+
+def output_names(sources, n: int) -> list[str]:
+    """PNG names for decoded inputs: each input's source (``new/cat.jpg`` -> ``cat.png``, the folder
+    shared by all left out; rows of an array -> ``q.npz[3].png``), else numbered; never outside the
+    output folder, never twice."""
+    import re
+    from pathlib import PurePosixPath
+
+    if not sources or len(sources) != n:
+        width = max(6, len(str(n - 1)))
+        return [f"{i:0{width}d}.png" for i in range(n)]
+    parts = [[p for p in PurePosixPath(s.replace("\\", "/")).parts if p not in ("/", "..", ".")] for s in sources]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    names, seen = [], set()
+    for i, p in enumerate(parts):
+        stem = "/".join(re.sub(r"[^A-Za-z0-9._\-\[\]]", "_", q) for q in p[common:]) or f"{i}"
+        base = stem[: -len(PurePosixPath(stem).suffix)] if PurePosixPath(stem).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp") else stem
+        name = f"{base}.png"
+        if name in seen:
+            name = f"{base}-{i}.png"
+        seen.add(name)
+        names.append(name)
+    return names

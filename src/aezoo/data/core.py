@@ -53,6 +53,8 @@ class Dataset:
     # generated datasets only: factors (N, F) -> inputs (N, *input_shape), for metrics that intervene
     # on the factors (beta-VAE and FactorVAE scores)
     render: Callable[[Any], torch.Tensor] | None = field(default=None, repr=False)
+    # each training-source row's name (an image folder's files, relative to it); None: rows are numbered
+    item_names: list[str] | None = field(default=None, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -62,6 +64,24 @@ class Dataset:
         if name not in ("train", "val", "test"):
             raise DataError(f"unknown split {name!r}; choose train, val or test")
         return getattr(self, name)
+
+    def sources(self, name: str) -> list[str]:
+        """Where each item of split ``name`` comes from (issue 23): its file, relative to the data's
+        folder, or its row in the source ("row 12"; "test row 3" for a test array given apart)."""
+        part = self.split(name)
+        if part is None:
+            return []
+        rows = range(len(part)) if part.index is None else part.index.tolist()
+        if name == "test" and self.preprocessing.get("test_split") == "given":
+            return [f"test row {r}" for r in rows]
+        if self.item_names is not None:
+            return [self.item_names[r] for r in rows]
+        return [f"row {r}" for r in rows]
+
+    def label_names(self, y) -> list[str | None]:
+        """Class names of labels ``y`` (the number as text where the data names no classes)."""
+        names = self.class_names or []
+        return [None if v is None or v < 0 else (names[v] if v < len(names) else str(v)) for v in (int(t) for t in y)]
 
     @property
     def dynamic_binarization(self) -> bool:
@@ -80,6 +100,14 @@ class Dataset:
             "factor_names": self.factor_names,
             "preprocessing": self.preprocessing,
         }
+
+
+def data_root(source: str) -> dict[str, str] | None:
+    """Where a dataset read from a path lives, as given and as an absolute path (issue 23: a run trained
+    from ``data/photos`` is opened from other folders); None for named datasets and arrays."""
+    if not source or not Path(source).expanduser().exists():
+        return None
+    return {"given": source, "absolute": str(Path(source).expanduser().resolve()), "cwd": os.getcwd()}
 
 
 # --- the registry of named datasets ------------------------------------------------------------
@@ -425,6 +453,7 @@ def _assemble(name, raw, pre, xa, xb, y_tr_raw, y_te_raw, tr_idx, va_idx, te_idx
         source=str(raw.get("source", "")),
         preprocessing=pre,
         render=raw.get("render"),
+        item_names=raw.get("item_names"),
     )
 
 

@@ -27,15 +27,13 @@ def index(model, data=None, split: str = "train", kind: str = "flat", metric: st
 
     provenance: dict[str, Any] = {}
     if isinstance(model, (str, Path)):
-        from ..train.checkpoint import load_model, read_json
+        from ..runs import Run
 
-        run = Path(model)
-        model = load_model(run, device)
-        provenance["run"] = str(run.resolve())
+        run = Run(model, device)
+        model = run.model
+        provenance["run"] = str(run.path.resolve())
         if data is None:
-            from ..data.recorded import data_of_run
-
-            data = data_of_run(read_json(run / "config.json"))
+            data = run.dataset()
     if data is None:
         raise ValueError("give the data to index (a Dataset or inputs), or a run folder whose dataset to use")
     if isinstance(data, Dataset):
@@ -53,6 +51,8 @@ def split_inputs(data, split: str):
     from ..errors import DataError
 
     names = ["train", "val", "test"] if split == "all" else [split]
+    if split == "all" and data.preprocessing.get("test_split") == "val":
+        names = ["train", "val"]  # the test split is the validation split: index its rows once (issue 23)
     parts = [(n, data.split(n)) for n in names]
     parts = [(n, p) for n, p in parts if p is not None]
     if not parts:
@@ -62,5 +62,6 @@ def split_inputs(data, split: str):
     y = torch.cat([p.y for _, p in parts]) if labelled else None
     pre = data.preprocessing
     desc = {"name": data.name, "source": data.source, "split": split, "splits": [[n, len(p)] for n, p in parts],
-            "class_names": data.class_names, "preprocessing": {k: pre.get(k) for k in ("binarize", "val_fraction", "limit", "seed", "options") if k in pre}}
+            "class_names": data.class_names, "preprocessing": {k: pre.get(k) for k in ("binarize", "val_fraction", "limit", "seed", "options", "image") if k in pre},
+            "sources": [s for n, _ in parts for s in data.sources(n)]}  # each item's file or row: what hits name (issue 23)
     return x, y, desc

@@ -229,7 +229,7 @@ class Index:
     # --- files -------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the index folder (each file atomically, the manifest last)."""
-        from ..train.checkpoint import atomic_write, write_json
+        from ..runs import atomic_write, write_json
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -360,7 +360,7 @@ def load_index(path: str | Path, model=None, device: str = "cpu") -> Index:
     if index.ntotal != m["count"] or index.d != m["dim"] or ids.shape != (m["count"],):
         raise CheckpointError(f"{path}: the index holds {index.ntotal} codes of size {index.d}, its manifest says {m['count']} of size {m['dim']}")
     if model is None and m.get("run"):
-        from ..train.checkpoint import load_model
+        from ..runs import load_model
 
         if not Path(m["run"]).exists():
             raise CheckpointError(f"index {path} was built from run {m['run']}, which is not there any more: pass the run (--run RUN_DIR)")
