@@ -197,3 +197,44 @@ def test_train_by_name_builds_what_the_cli_builds(tmp_path, capsys):
     assert model.config == cli.config and model.config.latent_dim == 2 and model.config.hidden == (16,)
     for a, b in zip(model.state_dict().values(), cli.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_small_data_says_min_steps_lengthened_it_and_checkpoints_sparingly(tmp_path, monkeypatch, capsys):
+    """Issue 23: 40 rows in 2-step epochs at min_steps 200 -> 100 epochs; one line says so, config.json
+    records it, and epoch ends write about 20 checkpoints, not 100 (the last one always)."""
+    from aezoo.train.trainer import EPOCH_CHECKPOINTS, Fit
+
+    saved = []
+    real = Fit._prepare_checkpoint
+    monkeypatch.setattr(Fit, "_prepare_checkpoint", lambda self: (saved.append(self.pos.step), real(self))[1])
+    data = aezoo.data.from_arrays(np.random.default_rng(0).normal(size=(48, 4)).astype(np.float32))
+    model = aezoo.create("ae", input_shape=(4,), latent_dim=2, hidden=(8,))
+    aezoo.train(model, data, epochs=1, min_steps=200, batch_size=20, out=tmp_path / "r", progress=False, report=False)
+    err = capsys.readouterr().err
+    assert "make 2 steps in 1 epochs; training 200 steps (~100 epochs)" in err
+    meta = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert meta["lengthened"] == {"epochs": 1, "steps_by_epochs": 2, "min_steps": 200, "epochs_run": 100.0} and meta["total_steps"] == 200
+    assert saved[-1] == 200 and len(saved) <= EPOCH_CHECKPOINTS + 1
+    assert all(b - a >= 200 / EPOCH_CHECKPOINTS for a, b in zip(saved, saved[1:]))
+
+
+def test_compressed_files_of_container_version_1_still_read():
+    from aezoo.compress import container
+
+    h = container.Header(b"\0" * 8, 2, 2, [(2, 2, 4)], (1, 4, 4), 7, "m", "", version=1)
+    blob = container.pack(h, b"\0" * 8)
+    back, payload = container.unpack(blob)
+    assert back.version == 1 and back.names == () and payload == b"\0" * 8
+    h2 = container.Header(b"\0" * 8, 2, 2, [(2, 2, 4)], (1, 4, 4), 7, "m", "", names=("a/cat.png", "b.png"))
+    assert container.unpack(container.pack(h2, b"\0" * 8))[0].names == ("a/cat.png", "b.png")
+
+
+def test_decompressed_names_stay_inside_the_output_folder():
+    from aezoo.commands.compress import output_names
+
+    assert output_names(["new/a.jpg", "new/b.png"], 2) == ["a.png", "b.png"]
+    assert output_names(["../../etc/x.png", "/abs/y.png"], 2) == ["etc/x.png", "abs/y.png"]
+    assert output_names(["q.npz[0]", "q.npz[1]"], 2) == ["q.npz[0].png", "q.npz[1].png"]
+    assert output_names(["a/x.png", "b/x.jpg"], 2) == ["a/x.png", "b/x.png"]
+    assert output_names(["x.png", "x.jpg"], 2) == ["x.png", "x-1.png"]
+    assert output_names([], 3) == ["000000.png", "000001.png", "000002.png"]
