@@ -238,3 +238,25 @@ def test_decompressed_names_stay_inside_the_output_folder():
     assert output_names(["a/x.png", "b/x.jpg"], 2) == ["a/x.png", "b/x.png"]
     assert output_names(["x.png", "x.jpg"], 2) == ["x.png", "x-1.png"]
     assert output_names([], 3) == ["000000.png", "000001.png", "000002.png"]
+
+
+def test_prepare_a_table_uses_the_runs_scaling_and_categories(tmp_path):
+    """New rows of a CSV: the run's per-feature scaling and one-hot columns (fitted on its training
+    split), every row, each named by its row."""
+    rng = np.random.default_rng(1)
+    colours = ["red", "green", "blue"]
+    lines = ["size,colour,weight"] + [f"{rng.normal(10, 3):.3f},{colours[i % 3]},{rng.normal(500, 80):.2f}" for i in range(60)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "new.csv").write_text("size,colour,weight\n10,blue,500\n13,red,580\n")
+    run = tmp_path / "run"
+    assert main(["train", "ae", "--data", str(tmp_path / "train.csv"), "--categorical", "colour", "--out", str(run), "--steps", "2",
+                 "--latent-dim", "2", "--set", "hidden=8", "--quiet", "--no-report"]) == 0
+    r = aezoo.open_run(run, device="cpu")
+    items = r.prepare(str(tmp_path / "new.csv"))
+    assert items.sources == ["row 0", "row 1"] and items.x.shape == (2, 5)  # 2 numbers + 3 one-hot columns
+    from aezoo.data.scaling import of_run
+
+    back = of_run(r.meta).inverse(items.x).numpy()
+    names = r.meta["data"]["preprocessing"]["feature_names"]
+    assert back[0, names.index("size")] == pytest.approx(10, abs=1e-4) and back[1, names.index("weight")] == pytest.approx(580, abs=1e-3)
+    assert back[0, names.index("colour=blue")] == pytest.approx(1, abs=1e-5) and back[0, names.index("colour=red")] == pytest.approx(0, abs=1e-5)
