@@ -3,7 +3,8 @@
 The run folder's file functions are re-exported here for the layers that use runs (search, explore,
 viz, compress commands), so that only ``runs/``, ``run.py`` and the CLI import ``train/``."""
 from ..train.checkpoint import atomic_write, read_json, write_json
-from .prepare import Prepared, Preprocessing
+from ..data.preprocessing import Preprocessing
+from .prepare import Prepared
 from .run import Run, as_run, data_of_run, open_run
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..data.preprocessing import Preprocessing, conform, is_images
 from ..data.readers import IMAGE_EXTENSIONS, read_array_file
 from ..errors import DataError
 
@@ -46,104 +45,6 @@ class Prepared:
             return self
         cut = lambda v: None if v is None else v[:n]  # noqa: E731
         return Prepared(self.x[:n], self.sources[:n], cut(self.labels), cut(self.label_names), self.notes)
-
-
-def is_images(shape) -> bool:
-    return len(shape) == 3 and shape[0] in (1, 3)
-
-
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """RGB -> luminance with Pillow's weights (ITU-R 601-2), so files and arrays convert alike."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
-def conform(x: torch.Tensor, shape: tuple[int, ...], where: str, notes: list[str]) -> torch.Tensor:
-    """Images (N, C, H, W) float to the run's (C', H', W'): channels converted, the short side resized
-    and the centre cropped; anything else must match. A note says what changed."""
-    shape = tuple(shape)
-    if tuple(x.shape[1:]) == shape:
-        return x
-    if x.dim() == 3 and is_images(shape) and shape[0] == 1 and tuple(x.shape[1:]) == shape[1:]:
-        return x[:, None]
-    if not (x.dim() == 4 and is_images(shape) and x.shape[1] in (1, 3)):
-        raise DataError(f"{where}: inputs of shape {tuple(x.shape[1:])}; the run's model takes {shape}")
-    before = tuple(x.shape[1:])
-    if x.shape[1] != shape[0]:
-        x = x.expand(-1, 3, -1, -1) if shape[0] == 3 else _grey(x)
-    h, w = x.shape[2:]
-    H, W = shape[1:]
-    if (h, w) != (H, W):
-        s = max(H / h, W / w)  # the short side to the target, as ImageOps.fit
-        nh, nw = max(H, round(h * s)), max(W, round(w * s))
-        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=nh < h).clamp(0, 1)
-        top, left = (nh - H) // 2, (nw - W) // 2
-        x = x[:, :, top : top + H, left : left + W]
-    notes.append(f"{where}: {_kind(before)} converted to the run's {_kind(shape)}")
-    return x.contiguous()
-
-
-def _kind(shape) -> str:
-    c, h, w = shape
-    return f"{w}x{h} {'grey' if c == 1 else 'RGB'} images"
-
-
-class Preprocessing:
-    """A run's recorded preprocessing (``config.json``'s ``data.preprocessing``), applied to new inputs."""
-
-    def __init__(self, pre: dict[str, Any], input_shape):
-        self.pre = pre or {}
-        self.shape = tuple(input_shape)
-
-    @property
-    def kind(self) -> str:
-        return self.pre.get("kind", "images")
-
-    @property
-    def per_feature(self) -> bool:
-        return bool(self.pre.get("scaling"))
-
-    def scale_array(self, arr: np.ndarray, where: str) -> torch.Tensor:
-        """Raw values -> model units: the scaling the run fitted on its training split."""
-        if self.per_feature:
-            from ..data.scaling import FeatureScaling
-
-            return FeatureScaling.from_json(self.pre["scaling"]).apply(arr, where)
-        arr = np.asarray(arr)
-        if arr.dtype.kind not in "uifb":
-            raise DataError(f"{where}: data must be numeric, got dtype {arr.dtype}")
-        v = arr.astype(np.float64)
-        scale = self.pre.get("scale")
-        if arr.dtype == np.uint8:
-            v = v / (scale or 255.0)
-        elif scale and self.pre.get("minmax"):  # float files of a run whose values were divided before min-max
-            v = v / scale
-        if self.pre.get("minmax"):  # float images were min-max scaled from the training split: so are new ones
-            lo, hi = self.pre["minmax"]
-            v = np.clip((v - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
-        return torch.from_numpy(v.astype(np.float32))
-
-    def finish(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pre.get("binarize") == "static":
-            return (x > 0.5).float()
-        return x
-
-    def image_file(self, path: Path, notes: list[str]) -> torch.Tensor:
-        """One image file -> (C, H, W) in [0, 1]: the run's channels, resized and cropped to its size."""
-        from PIL import Image, ImageOps
-
-        c, h, w = self.shape
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if c == 1 else "RGB")
-                if im.size != (w, h):
-                    im = ImageOps.fit(im, (w, h), method=Image.BICUBIC, centering=(0.5, 0.5))
-                    notes.append(f"{path}: resized")
-                pixels = np.asarray(im, dtype=np.uint8)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            raise DataError(f"{path}: cannot read image ({e})") from None
-        pixels = pixels[None] if c == 1 else pixels.transpose(2, 0, 1)
-        return torch.from_numpy(pixels.astype(np.float32) / 255.0)
 
 
 def _expand(spec: str) -> list[Path]:

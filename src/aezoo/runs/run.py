@@ -20,7 +20,8 @@ from ..errors import DataError
 from ..train import checkpoint as ckpt
 from ..train import rundir
 from ..train.trainer import pick_device
-from .prepare import Prepared, Preprocessing, conform, from_dataset, is_images, read_array, read_paths
+from ..data.preprocessing import Preprocessing, conform, is_images
+from .prepare import Prepared, from_dataset, read_array, read_paths
 
 
 class Run:
