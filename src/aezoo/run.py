@@ -167,19 +167,21 @@ def fit_prior(model, data, *, width: int = 128, layers: int = 4, heads: int = 4,
 
 
 def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samples: int = 100, seed: int = 0, device: str = "auto"):
-    """Anomaly scores (issue 18) of ``split`` (``"all"``: every row) under a trained run: a run folder, or
-    a loaded model with a Dataset. ``data``: None for the run's own dataset, a Dataset, or a name/path
+    """Anomaly scores (issue 18) of ``split`` (``"all"``: every row) under a trained run: a run folder or
+    ``Run``, or a loaded model with a Dataset. ``data``: None for the run's own dataset, a Dataset, or a name/path
     loaded through the run's own preprocessing (per-feature scaling, one-hot columns, imputed values).
     Returns ``evaluate.anomaly.Scores`` (``values``, ``index``, ``labels``, ``csv()``)."""
     from .data import Dataset
     from .errors import DataError
     from .evaluate.anomaly import score_split
 
-    if isinstance(run, (str, Path)):
-        from .runs import Run
+    from .runs import as_run
 
-        opened = Run(run, device)
-        model, data = opened.model, opened.dataset(None if data is None else str(data)) if not isinstance(data, Dataset) else data
+    opened = as_run(run, device)  # a Run or a run folder; None for a bare model
+    if opened is not None:
+        model = opened.model
+        if not isinstance(data, Dataset):  # the run's own data, or a name/path through its preprocessing
+            data = opened.dataset(None if data is None else str(data))
     else:
         model = run
         if not isinstance(data, Dataset):

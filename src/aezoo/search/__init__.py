@@ -16,7 +16,7 @@ __all__ = ["KINDS", "PARAMS", "Hits", "Index", "build_index", "encode_codes", "e
 def index(model, data=None, split: str = "train", kind: str = "flat", metric: str = "l2", *, labels=None, ids=None, device: str = "cpu", **params: Any) -> Index:
     """Build a search index of ``model``'s codes.
 
-    ``model``: a model, or a run folder (its model is loaded and recorded in the manifest).
+    ``model``: a model, or a run folder or ``aezoo.Run`` (its model is loaded and recorded in the manifest).
     ``data``: a ``Dataset`` (``split``: train, val, test or all), inputs (N, *input_shape) as a tensor
     or array (with optional ``labels``, ``ids``), or None for the run's own dataset.
     ``kind``: flat (exact), hnsw or ivf-pq, with their ``params`` (see ``aezoo.search.PARAMS``).
@@ -26,10 +26,10 @@ def index(model, data=None, split: str = "train", kind: str = "flat", metric: st
     from ..data.core import Dataset
 
     provenance: dict[str, Any] = {}
-    if isinstance(model, (str, Path)):
-        from ..runs import Run
+    from ..runs import as_run
 
-        run = Run(model, device)
+    run = as_run(model, device)  # a Run or a run folder; None for a model
+    if run is not None:
         model = run.model
         provenance["run"] = str(run.path.resolve())
         if data is None:
