@@ -4,7 +4,6 @@ new inputs. ``aezoo.index(model, data)`` builds one, ``Index.save``/``aezoo.load
 optional extra ``search``; exact neighbours and the retrieval scores (``neighbours``) need only torch."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .vector_index import KINDS, PARAMS, Hits, Index, build_index, encode_codes, load_index
