@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,22 @@ SIZES = [(20, 24), (32, 18), (17, 17), (40, 30), (24, 36), (28, 22)]
 
 
 def _cli(cwd: Path, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(aezoo.__file__).parents[1]), "OMP_NUM_THREADS": "1", "AEZOO_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "aezoo", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    """``aezoo ARGS`` run from folder ``cwd``, in this process (a subprocess per command would spend most
+    of the test importing torch): exit code, stdout and stderr as a user sees them."""
+    import contextlib
+    import io
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's own errors
+                code = e.code
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
