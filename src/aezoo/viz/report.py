@@ -121,7 +121,7 @@ def build_report(run_dir: str | Path, model=None, data=None, strict: bool = Fals
     if meta.get("lengthened"):  # issue 23: small data trained past its epochs, and why
         n = meta["lengthened"]
         parts.append(f"<p><b>Note:</b> {n['epochs']} epochs of this data are {n['steps_by_epochs']} steps; the run trained {n['min_steps']} "
-                     f"(about {n['epochs_run']} epochs), the model's <code>min_steps</code> for small data.</p>")
+                     f"(about {n['epochs_run']:g} epochs), the model's <code>min_steps</code> for small data.</p>")
     claim = model.claim()
     if claim is not None:
         parts.append(claim_html(claim, model.config, metrics, figs))
