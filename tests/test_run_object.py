@@ -273,3 +273,11 @@ def test_prepare_a_table_uses_the_runs_scaling_and_categories(tmp_path):
     names = r.meta["data"]["preprocessing"]["feature_names"]
     assert back[0, names.index("size")] == pytest.approx(10, abs=1e-4) and back[1, names.index("weight")] == pytest.approx(580, abs=1e-3)
     assert back[0, names.index("colour=blue")] == pytest.approx(1, abs=1e-5) and back[0, names.index("colour=red")] == pytest.approx(0, abs=1e-5)
+
+
+def test_train_by_name_takes_data_options(photo_run):
+    model = aezoo.train("ae", str(photo_run / "data" / "photos"), image_size=8, latent_dim=2, steps=1, epochs=None,
+                        progress=False, report=False)
+    assert tuple(model.config.input_shape) == (3, 8, 8)
+    with pytest.raises(aezoo.ConfigError, match="apply when the data is given by name or path"):
+        aezoo.train("ae", aezoo.data.load("digits"), image_size=8, steps=1, progress=False)

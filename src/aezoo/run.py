@@ -71,10 +71,13 @@ def build(name: str, data=None, *, out: str | Path | None = None, resume: bool |
           fields: dict[str, Any] | None = None, say=None, **options: Any):
     """What ``aezoo train NAME`` builds before the loop, and ``aezoo.train(NAME, ...)`` alike: returns
     (model, dataset, training options, resume as a bool). ``options`` naming fields of the model's
-    config set them (type-checked; they win over ``config``); the rest are training options.
+    config set them (type-checked; they win over ``config``); with ``data`` a name or path, those naming
+    ``aezoo.data.load`` arguments load it (``image_size=64``, ``normalize="minmax"``); the rest are training
+    options.
     ``fields``: model config fields given apart (``aezoo train --set``: every key must be one).
     ``say``: where the one-line notes go (stderr by default)."""
     import dataclasses
+    import inspect
     import sys
 
     import torch
@@ -90,11 +93,15 @@ def build(name: str, data=None, *, out: str | Path | None = None, resume: bool |
     train_file = file_cfg.pop("train", {}) if isinstance(file_cfg.get("train"), dict) else {}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     model_fields = {f.name for f in dataclasses.fields(cls.Config)}
+    load_fields = set(inspect.signature(load).parameters) - {"spec"} - train_fields
+    data_opts = {k: options.pop(k) for k in list(options) if k in load_fields and k not in model_fields}
     model_cfg = {**file_cfg, **(fields or {}), **{k: v for k, v in options.items() if k in model_fields and k not in train_fields}}
     opts = {**train_file, **{k: v for k, v in options.items() if k not in model_cfg or k in train_fields}}
     model_cfg = coerce_fields(cls.Config, model_cfg)  # fail on a bad field before loading data
     if data is None or isinstance(data, (str, Path)):
-        data = load(str(data or "auto"))
+        data = load(str(data or "auto"), **data_opts)  # data options by name: image_size, normalize, limit, ...
+    elif data_opts:
+        raise ConfigError(f"data options {sorted(data_opts)} apply when the data is given by name or path")
     if not isinstance(data, Dataset):
         raise ConfigError(f"data must be a Dataset, a dataset name or a path, got {type(data).__name__}")
     run = Path(out) if out is not None else None
