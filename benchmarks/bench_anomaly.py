@@ -30,7 +30,6 @@ import aezoo  # noqa: E402
 from aezoo.data.core import build  # noqa: E402
 from aezoo.evaluate.anomaly import auroc_auprc, scores  # noqa: E402
 from aezoo.models.base import CodeGridModel  # noqa: E402
-from aezoo.nn.likelihoods import default_likelihood  # noqa: E402
 
 MEMBERS = ("ae", "vae", "denoising_ae", "vq_vae")
 
@@ -40,14 +39,10 @@ def _members(data, steps: int, iw: int, seed: int) -> dict[str, np.ndarray]:
     kind = data.preprocessing["kind"]
     x, y = data.test.x, data.test.y
     for name in MEMBERS:
-        cls = aezoo.registry.get(name)
-        cfg = {"input_shape": tuple(data.input_shape)}
-        if cls.likelihood_field:
-            cfg[cls.likelihood_field] = default_likelihood(kind)[0]
-        if kind != "images" and issubclass(cls, CodeGridModel):
+        if kind != "images" and issubclass(aezoo.registry.get(name), CodeGridModel):
             continue  # VQ members have convolutional code grids: images only
-        torch.manual_seed(seed)
-        model = aezoo.train(aezoo.create(name, **cfg), data, steps=steps, progress=False, seed=seed)
+        # by name: what `aezoo train NAME` builds (the likelihood from the data's kind, input_shape from the data)
+        model = aezoo.train(name, data, steps=steps, progress=False, seed=seed)
         for by in model.score_kinds:
             if by == "prior_nll" or (by == "recon" and name == "vae"):
                 continue

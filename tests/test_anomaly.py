@@ -105,7 +105,8 @@ def test_cli_score_eval_anomaly_and_the_report_section(tmp_path, capsys):
     code, stdout, _ = _cli(capsys, "score", out, "--data", tmp_path / "new.csv", "--split", "all", "--out", tmp_path / "s.csv")
     assert code == 0 and "scored by recon" in stdout
     table = list(csv.DictReader(open(tmp_path / "s.csv")))
-    assert set(table[0]) == {"index", "label", "recon_mse"}
+    assert set(table[0]) == {"index", "source", "label", "recon_mse"}  # source: the row in new.csv (issue 23)
+    assert [r["source"] for r in table] == [f"row {i}" for i in range(100)]
     labels = np.array([int(r["label"]) for r in table])
     values = np.array([float(r["recon_mse"]) for r in table])
     assert [int(r["index"]) for r in table] == list(range(100))  # every row of new.csv, in order

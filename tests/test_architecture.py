@@ -19,9 +19,13 @@ ALLOWED = {
     "models": {"nn", "train.checkpoint"},  # checkpoint: the code prior's own files (models/code_prior.py)
     "train": {"data"},
     "evaluate": {"data", "nn", "models", "search", "compress"},
-    "search": {"data", "models", "train.checkpoint"},
+    "search": {"data", "models", "runs"},
     "compress": {"models"},
+    "runs": {"data", "nn", "models", "train"},  # opens a trained run: the one reader of train/ below the CLI (issue 23)
 }
+# who may import train/ at all (issue 23): the loop itself, runs/ (opening a run), run.py (training
+# around the loop), the CLI; and models/code_prior.py, which writes the prior's files in the run format
+TRAIN_IMPORTERS = {"train", "runs", "run", "commands", "cli"}
 
 
 @functools.cache
@@ -88,6 +92,15 @@ def test_nn_and_data_know_no_model_and_train_no_figures():
         if layer_of(name) == "train":
             assert not targets & {"viz", "evaluate", "run", "commands"}, name
             assert not any(t.startswith("aezoo.models.") and not t.startswith("aezoo.models.base") for t in imports(f, package)), name
+
+
+def test_only_runs_the_training_layer_and_the_cli_import_train():
+    bad = []
+    for f, name, package in modules():
+        if layer_of(name) in TRAIN_IMPORTERS or name == "aezoo.models.code_prior":
+            continue
+        bad += [f"{name} imports {t}" for t in imports(f, package) if t == "aezoo.train" or t.startswith("aezoo.train.")]
+    assert not bad, "open runs through aezoo.runs (docs/architecture.md):\n" + "\n".join(sorted(set(bad)))
 
 
 MEMBERS = set(list_models())

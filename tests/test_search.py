@@ -130,8 +130,9 @@ def test_index_and_search_commands(runs, tmp_path, capsys):
 def test_cli_errors_are_one_line(runs, tmp_path):
     out = tmp_path / "idx"
     assert main(["index", str(runs / "ae"), "--out", str(out)]) == 0
-    Image.fromarray(np.zeros((5, 7), np.uint8)).save(tmp_path / "small.png")
-    assert_one_line_error(run_cli("search", out, tmp_path / "small.png"), r"small\.png: image is 7x5; the model takes 8x8")
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(tmp_path / "small.png")  # another size: resized to the run's (issue 23)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert_one_line_error(run_cli("search", out, tmp_path / "notes.txt"), r"notes\.txt: not an image")
     (out / "manifest.json").write_text("[]")
     assert_one_line_error(run_cli("search", out, tmp_path / "small.png"), "not an aezoo index manifest")
 

@@ -4,6 +4,8 @@
     model = aezoo.create("vae", input_shape=data.input_shape, latent_dim=16)
     aezoo.train(model, data, epochs=10, out="runs/vae")
     z = aezoo.load("runs/vae").encode(x)
+    run = aezoo.open_run("runs/vae")               # the run: .model, .config, .dataset(), .prepare(files)
+    items = run.prepare(["new/*.png"])            # resized, converted, scaled as trained; items.sources
 
     index = aezoo.index("runs/vae", data)         # FAISS index of the codes (extra "search")
     hits = index.search(x, k=10)                  # ids, distances, labels of the nearest items
@@ -17,8 +19,9 @@ from .evaluate import evaluate
 from .compress import compress, decompress
 from .registry import create, list_models, register
 from .run import score, train
+from .runs import Run, open_run
+from .runs import load_model as load
 from .search import index, load_index
-from .train.checkpoint import load_model as load
 
 __version__ = "0.1.0"
 
@@ -28,6 +31,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "NotSupportedError",
+    "Run",
     "TrainingError",
     "compress",
     "create",
@@ -38,6 +42,7 @@ __all__ = [
     "list_models",
     "load",
     "load_index",
+    "open_run",
     "register",
     "score",
     "train",

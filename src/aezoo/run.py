@@ -11,6 +11,7 @@ from typing import Any
 
 from .train import checkpoint as ckpt
 from .train import rundir
+from .errors import CheckpointError, ConfigError
 from .train.trainer import Fit, _rank
 
 
@@ -38,18 +39,97 @@ def run_training(model, data, *, out: str | Path | None = None, resume: bool | s
     return Trained(model, metrics)
 
 
-def train(model, data, *, out: str | Path | None = None, resume: bool | str = False, **options: Any):
-    """Train ``model`` on ``data`` (an ``aezoo.data.Dataset``). With ``out``, write the run folder:
-    config.json, checkpoint.safetensors, metrics.jsonl, model.safetensors, eval.json, report.html.
+def train(model, data=None, *, out: str | Path | None = None, resume: bool | str = False, config: str | dict | None = None, **options: Any):
+    """Train ``model`` on ``data`` (an ``aezoo.data.Dataset``, or a dataset name or path). With ``out``,
+    write the run folder: config.json, checkpoint.safetensors, metrics.jsonl, model.safetensors,
+    eval.json, report.html.
 
-    ``options`` are ``TrainConfig`` fields: epochs, steps, batch_size, lr, lr_schedule, warmup_steps,
-    weight_decay, clip_grad_norm, ema_decay, log, seed, device, amp, compile, ...; those not given come
-    from the model's declared ``train_defaults``, then from ``TrainConfig`` (on resume: from the run).
-    ``resume``: True continues the run in ``out``; "auto" continues it when it has a checkpoint and
-    starts it otherwise (for torchrun ``--max-restarts`` and requeued jobs).
+    ``model``: a model, or a registered name (``aezoo.train("vae", "digits", latent_dim=8, epochs=5)``),
+    which builds exactly what ``aezoo train`` builds (issue 23): model fields from ``config`` (a
+    YAML/JSON file or a dict; its ``train`` section gives training options), then from ``options``
+    that name model fields; the decoder likelihood from the data's kind unless given; ``input_shape``
+    (and ``num_classes``) from the data; on resume, the run's own fields.
+    The other ``options`` are ``TrainConfig`` fields: epochs, steps, batch_size, lr, lr_schedule,
+    warmup_steps, weight_decay, clip_grad_norm, ema_decay, log, seed, device, amp, compile, ...; those
+    not given come from the model's declared ``train_defaults``, then from ``TrainConfig`` (on resume:
+    from the run). ``resume``: True continues the run in ``out``; "auto" continues it when it has a
+    checkpoint and starts it otherwise (for torchrun ``--max-restarts`` and requeued jobs).
     Returns the trained model in eval mode: with ``ema_decay``, holding the EMA weights (what
     ``aezoo.load`` serves; ``aezoo.load(run, raw=True)`` gives the raw ones)."""
+    if isinstance(model, str):
+        model, data, options, resume = build(model, data, out=out, resume=resume, config=config, **options)
+    elif config is not None:
+        raise ConfigError("config= applies when the model is given by name")
+    if data is None or isinstance(data, (str, Path)):
+        from .data import load
+
+        data = load(data or "auto")
     return run_training(model, data, out=out, resume=resume, **options).model
+
+
+def build(name: str, data=None, *, out: str | Path | None = None, resume: bool | str = False, config: str | dict | None = None,
+          fields: dict[str, Any] | None = None, say=None, **options: Any):
+    """What ``aezoo train NAME`` builds before the loop, and ``aezoo.train(NAME, ...)`` alike: returns
+    (model, dataset, training options, resume as a bool). ``options`` naming fields of the model's
+    config set them (type-checked; they win over ``config``); with ``data`` a name or path, those naming
+    ``aezoo.data.load`` arguments load it (``image_size=64``, ``normalize="minmax"``); the rest are training
+    options.
+    ``fields``: model config fields given apart (``aezoo train --set``: every key must be one).
+    ``say``: where the one-line notes go (stderr by default)."""
+    import dataclasses
+    import inspect
+    import sys
+
+    import torch
+
+    from .config import coerce_fields, load_file
+    from .data import Dataset, load
+    from .registry import create, get
+    from .train.trainer import TrainConfig
+
+    say = say or (lambda msg: print(f"aezoo: {msg}", file=sys.stderr))
+    cls = get(name)
+    file_cfg = dict(load_file(config) if isinstance(config, (str, Path)) else (config or {}))
+    train_file = file_cfg.pop("train", {}) if isinstance(file_cfg.get("train"), dict) else {}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(cls.Config)}
+    load_fields = set(inspect.signature(load).parameters) - {"spec"} - train_fields
+    data_opts = {k: options.pop(k) for k in list(options) if k in load_fields and k not in model_fields}
+    model_cfg = {**file_cfg, **(fields or {}), **{k: v for k, v in options.items() if k in model_fields and k not in train_fields}}
+    opts = {**train_file, **{k: v for k, v in options.items() if k not in model_cfg or k in train_fields}}
+    model_cfg = coerce_fields(cls.Config, model_cfg)  # fail on a bad field before loading data
+    if data is None or isinstance(data, (str, Path)):
+        data = load(str(data or "auto"), **data_opts)  # data options by name: image_size, normalize, limit, ...
+    elif data_opts:
+        raise ConfigError(f"data options {sorted(data_opts)} apply when the data is given by name or path")
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"data must be a Dataset, a dataset name or a path, got {type(data).__name__}")
+    run = Path(out) if out is not None else None
+    resume = resume is True or resume == "yes" or (resume == "auto" and run is not None and (run / ckpt.CHECKPOINT).exists())
+    if resume:
+        if run is None:
+            raise ConfigError("resume needs the run folder (out=...)")
+        meta = ckpt.run_meta(run)
+        if meta["model"] != name:
+            raise ConfigError(f"{run} holds a {meta['model']!r} run, not {name!r}")
+        try:
+            recorded = coerce_fields(cls.Config, meta["config"])
+        except ConfigError as e:
+            raise CheckpointError(f"{run / 'config.json'}: {e}") from None
+        model_cfg = {**recorded, **model_cfg}  # a changed field is refused by the trainer, by name
+    if cls.likelihood_field is not None:  # the decoder likelihood follows the data's kind unless chosen (issue 18)
+        from .nn.likelihoods import default_likelihood
+
+        field = cls.likelihood_field
+        if field in model_cfg:
+            why = "the run's own" if resume else "as asked"
+        else:
+            model_cfg[field], why = default_likelihood(data.preprocessing.get("kind", "images"))
+        say(f"likelihood {model_cfg[field]} ({why})")
+    for key, value in cls.config_from_data(data).items():  # input_shape; num_classes for conditional models
+        model_cfg.setdefault(key, value)
+    torch.manual_seed(opts.get("seed", 0))
+    return create(name, **model_cfg), data, opts, resume
 
 
 def finish_run(run: Path, model, data, iw_samples: int = 100, raw: bool = False) -> dict[str, Any]:
@@ -94,25 +174,21 @@ def fit_prior(model, data, *, width: int = 128, layers: int = 4, heads: int = 4,
 
 
 def score(run, data=None, split: str = "test", by: str | None = None, *, iw_samples: int = 100, seed: int = 0, device: str = "auto"):
-    """Anomaly scores (issue 18) of ``split`` (``"all"``: every row) under a trained run: a run folder, or
-    a loaded model with a Dataset. ``data``: None for the run's own dataset, a Dataset, or a name/path
+    """Anomaly scores (issue 18) of ``split`` (``"all"``: every row) under a trained run: a run folder or
+    ``Run``, or a loaded model with a Dataset. ``data``: None for the run's own dataset, a Dataset, or a name/path
     loaded through the run's own preprocessing (per-feature scaling, one-hot columns, imputed values).
     Returns ``evaluate.anomaly.Scores`` (``values``, ``index``, ``labels``, ``csv()``)."""
     from .data import Dataset
     from .errors import DataError
     from .evaluate.anomaly import score_split
 
-    if isinstance(run, (str, Path)):
-        from .data.recorded import data_of_run
-        from .data.scaling import load_for_run
-        from .train.trainer import pick_device
+    from .runs import as_run
 
-        meta = ckpt.run_meta(run)
-        model = ckpt.load_model(run, pick_device(device))
-        if data is None:
-            data = data_of_run(meta)
-        elif not isinstance(data, Dataset):
-            data = load_for_run(str(data), meta)
+    opened = as_run(run, device)  # a Run or a run folder; None for a bare model
+    if opened is not None:
+        model = opened.model
+        if not isinstance(data, Dataset):  # the run's own data, or a name/path through its preprocessing
+            data = opened.dataset(None if data is None else str(data))
     else:
         model = run
         if not isinstance(data, Dataset):

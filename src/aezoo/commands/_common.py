@@ -10,7 +10,9 @@ import torch
 from ..errors import AezooError, DataError
 
 
-def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: str | None = None) -> None:
+def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: str | None = None, run: bool = False) -> None:
+    """The data flags. ``run``: a command using a trained run, which knows its image size and channels
+    (issue 23), so --image-size and --channels are not offered."""
     p.add_argument("--data", required=required, default=default, help="dataset name (see `aezoo datasets`), 'auto', or a path: .npz/.npy, .csv, IDX file or folder, image folder")
     p.add_argument("--data-dir", help="folder holding the dataset's files (searched before $AEZOO_DATA and ~/.cache/aezoo)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], default=None, help="binarization for Bernoulli decoders")
@@ -23,8 +25,9 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False, default: s
     p.add_argument("--impute", choices=["mean", "median"], help="fill missing CSV values with the training split's per-column mean or median")
     p.add_argument("--test-fraction", type=float, help="when the data has no test split: the fraction carved out as one "
                    "(seeded, stratified by label; default 0.1)")
-    p.add_argument("--image-size", type=int, metavar="N", help="image folders: resize the short side to N and crop the centre (N x N)")
-    p.add_argument("--channels", type=int, choices=[1, 3], help="image folders: 1 (grey) or 3 (RGB); default 1 when every image is grey")
+    if not run:
+        p.add_argument("--image-size", type=int, metavar="N", help="image folders: resize the short side to N and crop the centre (N x N)")
+        p.add_argument("--channels", type=int, choices=[1, 3], help="image folders: 1 (grey) or 3 (RGB); default 1 when every image is grey")
     p.add_argument("--strict", action="store_true", help="image folders: an unreadable file is an error (default: skipped and counted)")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="leave uint8 images (.npy, image folder) on disk and read batches in DataLoader workers "
@@ -76,37 +79,37 @@ def add_scaled_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scaled", action="store_true", help="vectors and tables: keep the run's scaled values, not the original units")
 
 
+def open_run(run_dir: str, device: str = "auto", raw: bool = False):
+    """The run folder as a ``Run`` (an unfinished one says so on stderr when its model loads)."""
+    from ..runs import Run
+
+    return Run(run_dir, device=device, raw=raw)
+
+
 def load_run(run_dir: str, device: str = "auto", raw: bool = False):
-    """(model, run metadata) of a finished or unfinished run (an unfinished one says so on stderr)."""
-    from ..train.checkpoint import load_model, run_meta
-    from ..train.trainer import pick_device
-
-    model = load_model(run_dir, pick_device(device), raw=raw)
-    return model, run_meta(run_dir)
+    """(model, run metadata): the commands that need no more of the run."""
+    run = open_run(run_dir, device, raw)
+    return run.model, run.meta
 
 
-def run_data(args, meta):
-    """The data named by --data, or else the run's own dataset with its preprocessing."""
-    from ..data.recorded import data_of_run
+def run_data(args, run):
+    """The data named by --data through the run's own preprocessing (flags given on the command line
+    win), or else the run's own dataset. ``run``: a ``Run``, or its config.json as a dict."""
+    from ..runs import Run
+    from ..runs.run import _MetaRun
 
-    if getattr(args, "data", None):
-        # new data goes through the run's own preprocessing: its per-feature scaling, imputed values,
-        # one-hot columns and label column, fitted on the run's training split (issue 18); flags given
-        # on the command line win
-        from ..data.scaling import load_for_run
-
-        pre = meta.get("data", {}).get("preprocessing", {})
-        label_column = args.label_column
-        if label_column is not None and label_column.lstrip("-").isdigit():
-            label_column = int(label_column)
-        given = {"data_dir": args.data_dir, "binarize": args.binarize, "limit": args.limit if args.limit is not None else pre.get("limit"),
-                 "label_column": label_column, "impute": getattr(args, "impute", None), "test_fraction": getattr(args, "test_fraction", None),
-                 "categorical": [c.strip() for c in args.categorical.split(",")] if getattr(args, "categorical", None) else None}
-        normalize = getattr(args, "normalize", None)
-        if normalize is not None and normalize != pre.get("normalize"):  # another scaling: fitted on the new data
-            given.update(normalize=normalize, fitted=None)
-        return load_for_run(args.data, meta, **{k: v for k, v in given.items() if v is not None}, **data_options(args))
-    return data_of_run(meta)
+    run = run if isinstance(run, Run) else _MetaRun(run)
+    if not getattr(args, "data", None):
+        return run.dataset()
+    label_column = args.label_column
+    if label_column is not None and label_column.lstrip("-").isdigit():
+        label_column = int(label_column)
+    pre = run.meta.get("data", {}).get("preprocessing", {})
+    given = {"data_dir": args.data_dir, "binarize": args.binarize, "limit": args.limit if args.limit is not None else pre.get("limit"),
+             "label_column": label_column, "impute": getattr(args, "impute", None), "test_fraction": getattr(args, "test_fraction", None),
+             "normalize": getattr(args, "normalize", None), "strict": getattr(args, "strict", False) or None,
+             "categorical": [c.strip() for c in args.categorical.split(",")] if getattr(args, "categorical", None) else None}
+    return run.dataset(args.data, **given, **data_options(args))
 
 
 def save_output(x: torch.Tensor, out: str, cols: int | None = None) -> None:

@@ -24,16 +24,18 @@ def _compress_args(p):
 @command("compress", help="entropy-code inputs with a VQ run's codes and its prior into an .aez file", args=_compress_args)
 def compress_cmd(args):
     from ..compress import compress
-    from ..train.checkpoint import atomic_write
+    from ..runs import atomic_write
     from ..utils import require
-    from ._common import load_run
+    from ._common import open_run
 
     require("constriction", "compress")
     if not args.out.lower().endswith(".aez"):
         raise ConfigError(f"--out must end in .aez, got {args.out!r}")
-    model, meta = load_run(args.run_dir, args.device)
-    x, _, _ = _inputs.read(args, model, meta)
-    blob = compress(model, x, stages=args.stages, run=str(Path(args.run_dir).resolve()))
+    run = open_run(args.run_dir, args.device)
+    model = run.model
+    items = _inputs.read(args, run)
+    x = items.x
+    blob = compress(model, x, stages=args.stages, run=str(Path(args.run_dir).resolve()), names=items.sources)
     atomic_write(args.out, blob)
     pixels = x.shape[0] * math.prod(x.shape[2:] if x.dim() == 4 else x.shape[1:])
     raw = x[0].numel() * x.shape[0]  # bytes as 8-bit values
@@ -53,7 +55,7 @@ def _decompress_args(p):
 def decompress_cmd(args):
     from ..compress import decode_grids, decompress_codes, read_header
     from ..utils import require
-    from ._common import load_run
+    from ._common import open_run
 
     require("constriction", "compress")
     path = Path(args.file)
@@ -70,7 +72,8 @@ def decompress_cmd(args):
     out = Path(args.out)
     if not out.suffix and out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is a folder that is not empty: choose a new one (the PNGs are written whole or not at all)")
-    model, meta = load_run(run, args.device)
+    opened = open_run(run, args.device)
+    model, meta = opened.model, opened.meta
     grids = decompress_codes(model, blob, str(path))
     x = decode_grids(model, grids)
     if not args.scaled:
@@ -86,7 +89,8 @@ def decompress_cmd(args):
         from ..train.checkpoint import atomic_write
 
         names = model.grid_names[: len(grids)]
-        arrays = {"x": x.numpy().astype(np.float32), **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
+        arrays = {"x": x.numpy().astype(np.float32), **({"sources": np.array(header.names)} if header.names else {}),
+                  **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write(out, buf.getvalue())
@@ -108,11 +112,37 @@ def decompress_cmd(args):
         tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
         tmp.mkdir()
         try:
-            width = max(6, len(str(len(imgs) - 1)))
-            for i, im in enumerate(imgs):
-                Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(tmp / f"{i:0{width}d}.png")
+            for name, im in zip(output_names(header.names, len(imgs)), imgs):  # the inputs' own names (issue 23)
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(tmp / name)
             os.replace(tmp, out)  # onto a missing or empty folder
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     print(f"wrote {out}: {x.shape[0]} inputs decoded from {len(header.grids)} code grid(s) of {path}", file=sys.stdout)
+
+
+def output_names(sources, n: int) -> list[str]:
+    """PNG names for decoded inputs: each input's source (``new/cat.jpg`` -> ``cat.png``, the folder
+    shared by all left out; rows of an array -> ``q.npz[3].png``), else numbered; never outside the
+    output folder, never twice."""
+    import re
+    from pathlib import PurePosixPath
+
+    if not sources or len(sources) != n:
+        width = max(6, len(str(n - 1)))
+        return [f"{i:0{width}d}.png" for i in range(n)]
+    parts = [[p for p in PurePosixPath(s.replace("\\", "/")).parts if p not in ("/", "..", ".")] for s in sources]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    names, seen = [], set()
+    for i, p in enumerate(parts):
+        stem = "/".join(re.sub(r"[^A-Za-z0-9._\-\[\]]", "_", q) for q in p[common:]) or f"{i}"
+        base = stem[: -len(PurePosixPath(stem).suffix)] if PurePosixPath(stem).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp") else stem
+        name = f"{base}.png"
+        if name in seen:
+            name = f"{base}-{i}.png"
+        seen.add(name)
+        names.append(name)
+    return names

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from ..cli import command
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 from ..data.scaling import to_original_units
-from ._common import add_data_args, add_scaled_arg, add_weights_arg, load_data, load_run, run_data, save_output
+from ._common import add_data_args, add_scaled_arg, add_weights_arg, load_data, load_run, open_run, run_data, save_output
 
 
 @command("models", help="list the registered models")
@@ -76,82 +76,38 @@ TRAIN_FLAGS = ("epochs", "steps", "min_steps", "batch_size", "lr", "lr_schedule"
 
 @command("train", help="train a model and write a run folder with its report", args=_setup_train)
 def train_cmd(args):
-    from ..config import coerce_fields, load_file, parse_overrides
-    from ..registry import create, get
-    from ..run import run_training
-    from ..train.checkpoint import CHECKPOINT, run_meta
+    from ..config import parse_overrides
+    from ..run import build, run_training
+    from ..runs import Run
 
-    cls = get(args.model)
-    file_cfg = load_file(args.config) if args.config else {}
-    train_file = file_cfg.pop("train", {}) if isinstance(file_cfg.get("train"), dict) else {}
-    model_cfg = {**file_cfg, **parse_overrides(args.set)}
-    if args.latent_dim is not None:
-        model_cfg["latent_dim"] = args.latent_dim
-    if args.arch is not None:
-        model_cfg["arch"] = args.arch
-    model_cfg = coerce_fields(cls.Config, model_cfg)  # fail on a bad --set before loading data
+    fields = parse_overrides(args.set)
+    fields.update({k: v for k in ("latent_dim", "arch") if (v := getattr(args, k)) is not None})
+    from ..train.checkpoint import CHECKPOINT
+
+    resume = args.resume == "yes" or (args.resume == "auto" and args.out is not None and (Path(args.out) / CHECKPOINT).exists())
     data = None
-    if args.out is None:  # the default folder is named after the data
+    if args.out is None or args.data or not resume:  # the default folder is named after the data
         args.data = args.data or "auto"
         data = load_data(args)
     out = Path(args.out or f"runs/{args.model}-{data.name}")
-    resume = args.resume == "yes" or (args.resume == "auto" and (out / CHECKPOINT).exists())
-    if resume:
-        meta = run_meta(out)
-        if meta["model"] != args.model:
-            raise ConfigError(f"{out} holds a {meta['model']!r} run, not {args.model!r}")
-        if data is None:  # a resumed run goes on with its own data unless --data names other data
-            data = load_data(args) if args.data else run_data(args, meta)
-        try:
-            recorded = coerce_fields(cls.Config, meta["config"])
-        except ConfigError as e:
-            raise CheckpointError(f"{out / 'config.json'}: {e}") from None
-        model_cfg = {**recorded, **model_cfg}  # a changed field is refused by the trainer, by name
-    elif data is None:
-        args.data = args.data or "auto"
-        data = load_data(args)
+    if data is None:  # a resumed run goes on with its own data unless --data names other data
+        data = Run(out, device="cpu").dataset()
     if "auto_fallback" in data.preprocessing:
         print(f"aezoo: {data.preprocessing['auto_fallback']}; using scikit-learn's digits", file=sys.stderr)
     print(f"aezoo: data {data.name} from {data.source or 'memory'}: {len(data.train)} train, "
           f"{len(data.val) if data.val else 0} val, {len(data.test) if data.test else 0} test, shape {data.input_shape}", file=sys.stderr)
-    opts = {**train_file}
-    for key in TRAIN_FLAGS:
-        v = getattr(args, key)
-        if v is not None:
-            opts[key] = v
+    opts = {k: v for k in TRAIN_FLAGS if (v := getattr(args, k)) is not None}
     if args.steps is not None and args.epochs is None:
         opts["epochs"] = None
-    if args.amp:
-        opts["amp"] = True
-    if args.compile:
-        opts["compile"] = True
-    opts["progress"] = not args.quiet
-    opts["report"] = not args.no_report
-    if cls.likelihood_field is not None:
-        _say_likelihood(cls, model_cfg, data, resume)
-    for key, value in cls.config_from_data(data).items():  # input_shape; num_classes for conditional models
-        model_cfg.setdefault(key, value)
-    torch.manual_seed(opts.get("seed", 0))
-    model = create(args.model, **model_cfg)
+    opts.update({k: True for k in ("amp", "compile") if getattr(args, k)})
+    opts.update(progress=not args.quiet, report=not args.no_report)
+    model, data, opts, resume = build(args.model, data, out=out, resume=resume, config=args.config, fields=fields, **opts)
     result = run_training(model, data, out=out, resume=resume, **opts)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
     print(f"run folder: {out}" + (f"  (report: {out / 'report.html'})" if result.metrics is not None else ""))
     if result.metrics:  # this run's own numbers, never an older eval.json's (issue 17 item 10)
         print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if isinstance(v, float) and "/" not in k))
-
-
-def _say_likelihood(cls, model_cfg: dict, data, resume: bool) -> None:
-    """The decoder likelihood follows the data's kind unless the user chose one (issue 18); say which and why."""
-    from ..nn.likelihoods import default_likelihood
-
-    field = cls.likelihood_field
-    kind = data.preprocessing.get("kind", "images")
-    if field in model_cfg:
-        why = "the run's own" if resume else "as asked"
-    else:
-        model_cfg[field], why = default_likelihood(kind)
-    print(f"aezoo: likelihood {model_cfg[field]} ({why})", file=sys.stderr)
 
 
 def _check_n(n: int) -> None:
@@ -161,7 +117,7 @@ def _check_n(n: int) -> None:
 
 def _eval_cmd_args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--iw-samples", type=int, default=1000, help="importance samples K for nll_iw (0: skip)")
     p.add_argument("--corrupt", help="corruption for denoising metrics, e.g. mask:0.5, gaussian:0.3, salt_pepper:0.2")
@@ -179,8 +135,9 @@ def eval_cmd(args):
     from ..evaluate import evaluate
     from ..train.checkpoint import dumps as ckpt_dumps
 
-    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
-    data = run_data(args, meta)
+    run = open_run(args.run_dir, args.device, raw=args.raw)
+    model, meta = run.model, run.meta
+    data = run_data(args, run)
     opts = {"corrupt": args.corrupt} if args.corrupt else {}
     opts.update(retrieval=args.retrieval, rate_distortion=args.rate_distortion)
     if args.anomaly:
@@ -236,7 +193,9 @@ def sample_cmd(args):
 
 def _reconstruct_cmd_args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders, patterns or .npy/.npz files to reconstruct "
+                   "(resized and converted as the run was trained); default: --data's --split")
+    add_data_args(p, run=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("-n", type=int, default=16)
     p.add_argument("--device", default="auto")
@@ -248,13 +207,17 @@ def _reconstruct_cmd_args(p):
 @command("reconstruct", help="reconstruct inputs from a dataset", args=_reconstruct_cmd_args)
 def reconstruct_cmd(args):
     _check_n(args.n)
-    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
-    data = run_data(args, meta)
-    part = data.split(args.split)
-    if part is None:
-        raise DataError(f"dataset {data.name!r} has no {args.split!r} split")
-    x = part.x[: args.n].to(model.device)
-    y = None if part.y is None else part.y[: args.n].to(model.device)
+    run = open_run(args.run_dir, args.device, raw=args.raw)
+    model, meta = run.model, run.meta
+    if args.inputs and args.data:
+        raise DataError("give input files or --data, not both")
+    items = run.prepare(args.inputs, limit=args.n) if args.inputs else run.prepare(run_data(args, run), split=args.split, limit=args.n)
+    for note in items.notes:
+        print(f"aezoo: {note}", file=sys.stderr)
+    x = items.x.to(model.device)
+    y = None if items.labels is None or (items.labels < 0).any() else items.labels.to(model.device)
+    if model.needs_labels and y is None:
+        raise DataError(f"model {model.name!r} needs labels in its own classes; these inputs have none")
     with torch.no_grad():
         x_hat = model.reconstruct(x, y)
     if not args.scaled:  # vectors and tables: in the data's original units (issue 18)
@@ -267,19 +230,20 @@ def reconstruct_cmd(args):
 
 def _encode_cmd_args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     p.add_argument("--device", default="auto")
     add_weights_arg(p)
-    p.add_argument("--out", required=True, help="FILE.npz with arrays z (and y where labelled)")
+    p.add_argument("--out", required=True, help="FILE.npz with arrays z, sources (each row's file or row), and y and labels (class names) where labelled")
 
 
 @command("encode", help="encode a dataset to codes (embeddings) in an .npz", args=_encode_cmd_args)
 def encode_cmd(args):
     from ..evaluate import encode_batched
 
-    model, meta = load_run(args.run_dir, args.device, raw=args.raw)
-    data = run_data(args, meta)
+    run = open_run(args.run_dir, args.device, raw=args.raw)
+    model, meta = run.model, run.meta
+    data = run_data(args, run)
     names = ["train", "val", "test"] if args.split == "all" else [args.split]
     out = {}
     for name in names:
@@ -290,8 +254,11 @@ def encode_cmd(args):
         z = encode_batched(model, part.x.to(model.device), y)
         suffix = "" if len(names) == 1 else f"_{name}"
         out[f"z{suffix}"] = z.cpu().numpy()
+        out[f"sources{suffix}"] = np.array(data.sources(name))  # each row's file or row in its source (issue 23)
         if part.y is not None:
             out[f"y{suffix}"] = part.y.numpy()
+            if data.class_names:
+                out[f"labels{suffix}"] = np.array(data.label_names(part.y))
     if not args.out.endswith(".npz"):
         raise ConfigError(f"--out must end in .npz, got {args.out!r}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

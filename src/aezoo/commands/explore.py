@@ -9,7 +9,7 @@ from ._common import add_data_args, load_run, run_data
 
 def _args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", choices=["train", "val", "test"], help="whose items to map (default: test, else train)")
     p.add_argument("--max-points", type=int, default=2000, help="items on the map (default 2000, at most 20000)")
     p.add_argument("--projection", default="auto", choices=["auto", "pca", "tsne", "umap"],

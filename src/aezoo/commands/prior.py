@@ -17,7 +17,7 @@ from ._common import add_data_args, load_run, run_data
 
 def _args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)

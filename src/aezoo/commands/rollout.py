@@ -13,7 +13,7 @@ from ._common import add_data_args, load_run, run_data
 
 def _setup(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--observe", type=int, required=True, metavar="T0", help="frames observed before rolling out")
     p.add_argument("--predict", type=int, required=True, metavar="N", help="jumps to roll forward")

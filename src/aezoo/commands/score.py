@@ -6,14 +6,14 @@ from pathlib import Path
 
 from ..cli import command
 from ..errors import ConfigError
-from ._common import add_data_args, load_run, run_data
+from ._common import add_data_args, load_run, open_run, run_data
 
 
 def _score_args(p):
     from ..evaluate.anomaly import KINDS
 
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="all: every row (new data to score)")
     p.add_argument("--by", choices=KINDS, help="recon (reconstruction MSE), elbo (negative ELBO), nll_iw (importance-sampled "
                    "-log p(x)), prior_nll (VQ: the prior's NLL of the codes); default: the model's first (elbo for variational "
@@ -22,19 +22,20 @@ def _score_args(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-report", action="store_true", help="do not add the scores to the run's report.html")
-    p.add_argument("--out", required=True, help="FILE.csv: index (the example's row in its source), label, class, score")
+    p.add_argument("--out", required=True, help="FILE.csv: index (the example's row in its source), source (its file or row), label, class, score")
 
 
 @command("score", help="anomaly score of every example of a split (higher: less like the training data)", args=_score_args)
 def score_cmd(args):
     from ..run import save_scores, score
-    from ..train.checkpoint import atomic_write
+    from ..runs import atomic_write
     from ..viz.report import build_report
 
     if not args.out.lower().endswith(".csv"):
         raise ConfigError(f"--out must end in .csv, got {args.out!r}")
-    model, meta = load_run(args.run_dir, args.device)
-    data = run_data(args, meta)
+    run = open_run(args.run_dir, args.device)
+    model, meta = run.model, run.meta
+    data = run_data(args, run)
     s = score(model, data, args.split, args.by, iw_samples=args.iw_samples, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

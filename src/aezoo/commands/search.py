@@ -14,7 +14,7 @@ def _index_args(p):
     from ._common import add_data_args
 
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", default="train", choices=["train", "val", "test", "all"], help="what to index (default train; all: train, val and test)")
     p.add_argument("--out", help="index folder (default RUN_DIR/index-KIND)")
     p.add_argument("--kind", default="flat", choices=["flat", "hnsw", "ivf-pq"], help="flat: exact (default); hnsw, ivf-pq: approximate, for large collections")
@@ -42,11 +42,12 @@ def _given_params(args) -> dict:
 def index_cmd(args):
     from ..search import build_index, split_inputs
     from ..utils import require
-    from ._common import load_run, run_data
+    from ._common import open_run, run_data
 
     require("faiss", "search")
-    model, meta = load_run(args.run_dir, args.device)
-    data = run_data(args, meta)
+    run = open_run(args.run_dir, args.device)
+    model = run.model
+    data = run_data(args, run)
     x, labels, desc = split_inputs(data, args.split)
     out = Path(args.out or Path(args.run_dir) / f"index-{args.kind}")
     prov = {"run": str(Path(args.run_dir).resolve()), "data": desc}
@@ -71,40 +72,43 @@ def _search_args(p):
 
 @command("search", help="find the nearest indexed items to query images, .npz rows or dataset items", args=_search_args)
 def search_cmd(args):
+    from ..runs import Run
     from ..search import load_index
     from ..search.vector_index import unsearchable
-    from ..train.checkpoint import read_json
-    from ._common import load_run
 
     if args.out and Path(args.out).suffix.lower() not in (".json", ".png", ".jpg", ".jpeg"):
         raise ConfigError(f"--out must end in .json or .png, got {args.out!r}")
-    model = meta = None
-    if args.run:
-        model, meta = load_run(args.run, args.device)
-    index = load_index(args.index_dir, model=model, device="cpu" if args.device == "auto" else args.device)
-    if meta is None and index.manifest.get("run"):
-        meta = read_json(Path(index.manifest["run"]) / "config.json")
-    x, names, labels = _inputs.read(args, index.model, meta)
+    run = Run(args.run, args.device) if args.run else None
+    index = load_index(args.index_dir, model=None if run is None else run.model, device="cpu" if args.device == "auto" else args.device)
+    if run is None:
+        run = _run_of(index)
+    items = _inputs.read(args, run)
+    x, names, labels = items.x, items.sources, items.labels
+    labels = None if labels is None or (labels < 0).any() else labels
     params = {k: v for k, v in (("ef_search", args.ef_search), ("nprobe", args.nprobe), ("rerank", args.rerank)) if v is not None}
     z = index.encode(x, labels)
     problem = unsearchable(z, "queries", names)
     if problem:
         raise DataError(f"{problem}: nothing was searched")
     hits = index.search_codes(z, args.k, **params)
-    class_names = (index.manifest.get("data") or {}).get("class_names")
+    desc = index.manifest.get("data") or {}
+    class_names = desc.get("class_names")
+    sources = desc.get("sources")
     label = lambda v: None if v is None or v < 0 else (class_names[v] if class_names and v < len(class_names) else int(v))  # noqa: E731
     out = []
     for q, name in enumerate(names):
-        rows = [{"rank": r + 1, "id": int(i), "distance": float(d), **({"label": label(int(hits.labels[q, r]))} if hits.labels is not None else {})}
+        rows = [{"rank": r + 1, "id": int(i), **({"source": sources[int(i)]} if sources and 0 <= i < len(sources) else {}), "distance": float(d),
+                 **({"label": label(int(hits.labels[q, r]))} if hits.labels is not None else {})}
                 for r, (i, d) in enumerate(zip(hits.ids[q], hits.distances[q])) if i >= 0]
-        out.append({"query": name, **({"label": label(int(labels[q]))} if labels is not None else {}), "hits": rows})
+        qlabel = items.label_names[q] if items.label_names is not None else None
+        out.append({"query": name, "source": name, **({"label": qlabel} if qlabel is not None else {}), "hits": rows})
     if args.out and args.out.lower().endswith(".json"):
-        from ..train.checkpoint import write_json
+        from ..runs import write_json
 
         write_json(args.out, {"index": str(args.index_dir), "k": args.k, "metric": index.metric, "queries": out})
         print(f"wrote {args.out}: {len(out)} queries, {hits_summary(out, args.k, len(index))}")
     elif args.out:
-        _grid(index, x, labels, hits, names, class_names, args.out)
+        _grid(index, run, x, labels, hits, names, class_names, args.out)
         print(f"wrote {args.out}")
     else:
         for row in out:
@@ -125,22 +129,35 @@ def hits_summary(out: list[dict], k: int, items: int) -> str:
     return f"{sum(counts)} hits in all, fewer than {k} for {short} of them ({why})"
 
 
+def _run_of(index):
+    """The run the index records (its model already loaded), or one known by the manifest alone."""
+    from ..runs import Run
+    from ..runs.run import _MetaRun
+
+    m = index.manifest
+    if m.get("run") and Path(m["run"]).exists():
+        return Run(m["run"], device="cpu", model=index.model)
+    return _MetaRun({"config": {"input_shape": m.get("input_shape") or list(index.model.config.input_shape)}, "data": m.get("data") or {}})
+
+
 def _short(name: str) -> str:
     """A query's name short enough for a thumbnail title: 'test[3]', 'shoe.png'."""
     name = name.rsplit(":", 1)[-1] if ":" in name else Path(name).name
     return name if len(name) <= 16 else "..." + name[-13:]
 
 
-def _grid(index, x, labels, hits, names, class_names, out):
-    """Each query beside its hits, read back from the data the index records."""
+def _grid(index, run, x, labels, hits, names, class_names, out):
+    """Each query beside its hits, read back from the data the index records (through its run, which
+    knows the image size and channels: issue 23)."""
     from ..search import split_inputs
-    from ..data.recorded import data_of_run
     from ..viz.search import hits_grid
 
     desc = index.manifest.get("data")
     if not desc:
-        raise DataError(f"the index does not record the data it was built from, so its items cannot be drawn; save the hits as .json")
-    items, _, _ = split_inputs(data_of_run({"data": desc}), desc["split"])
+        raise DataError("the index does not record the data it was built from, so its items cannot be drawn; save the hits as .json")
+    own = desc.get("source") in (None, "", run.meta.get("data", {}).get("source")) or desc.get("name") == run.meta.get("data", {}).get("name")
+    data = run.dataset() if own else run.dataset(desc["source"] or desc["name"])
+    items, _, _ = split_inputs(data, desc["split"])
     if items.shape[0] != len(index):
         raise DataError(f"the index's data ({desc.get('name')}, {desc['split']}) now has {items.shape[0]} items, the index {len(index)}: rebuild the index")
     ids = hits.ids.clip(min=0)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..cli import command
 from ..errors import ConfigError, NotSupportedError
-from ._common import add_data_args, load_run, run_data
+from ._common import add_data_args, load_run, open_run, run_data
 
 
 def _png_out(out: str) -> Path:
@@ -18,7 +18,7 @@ def _png_out(out: str) -> Path:
 
 def _interpolate_args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--pairs", type=int, default=6, help="pairs of inputs, one row each")
     p.add_argument("--steps", type=int, default=10, help="decoded points along each path, endpoints included")
@@ -35,8 +35,9 @@ def interpolate_cmd(args):
     if args.pairs < 1 or args.steps < 2:
         raise ConfigError(f"need --pairs >= 1 and --steps >= 2, got {args.pairs} and {args.steps}")
     out = _png_out(args.out)
-    model, meta = load_run(args.run_dir, args.device)
-    data = run_data(args, meta)
+    run = open_run(args.run_dir, args.device)
+    model, meta = run.model, run.meta
+    data = run_data(args, run)
     model.eval()
     spherical = None if args.mode == "auto" else args.mode == "spherical"
     caption = draw_interpolation(model, data, out, pairs=args.pairs, steps=args.steps, split=args.split, spherical=spherical)
@@ -48,7 +49,7 @@ def interpolate_cmd(args):
 
 def _scatter_args(p):
     p.add_argument("run_dir")
-    add_data_args(p)
+    add_data_args(p, run=True)
     p.add_argument("--method", choices=["auto", "pca", "tsne", "umap"], default="auto",
                    help="auto: the code itself when 2-D, else PCA")
     p.add_argument("-n", type=int, default=2000, help="test codes to draw")
@@ -61,8 +62,9 @@ def scatter_cmd(args):
     from ..viz.latent import draw_latent_scatter
 
     out = _png_out(args.out)
-    model, meta = load_run(args.run_dir, args.device)
-    data = run_data(args, meta)
+    run = open_run(args.run_dir, args.device)
+    model, meta = run.model, run.meta
+    data = run_data(args, run)
     model.eval()
     if draw_latent_scatter(model, data, out, method=args.method, n=args.n) is None:
         raise NotSupportedError(f"model {model.name!r} has no continuous code of 2 or more dimensions to scatter")

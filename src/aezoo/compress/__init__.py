@@ -92,10 +92,11 @@ def decode_grids(model, grids: list[torch.Tensor], batch_size: int = CHUNK) -> t
     return torch.cat([model.decode_codes([g[i : i + batch_size].to(model.device) for g in grids]).cpu() for i in range(0, n, batch_size)])
 
 
-def compress(model, x, *, stages: int | None = None, chunk: int = CHUNK, run: str = "") -> bytes:
+def compress(model, x, *, stages: int | None = None, chunk: int = CHUNK, run: str = "", names=()) -> bytes:
     """Entropy-code ``model``'s codes of inputs ``x`` (N, *input_shape) with its prior: the bytes of
     an ``.aez`` file. ``stages``: how many leading code grids to keep (RVQ: the rate), default all;
-    ``run``: the run folder to record for ``aezoo decompress``."""
+    ``run``: the run folder to record for ``aezoo decompress``; ``names``: each input's source, restored
+    as file names by ``aezoo decompress`` (issue 23)."""
     from . import coder
 
     check_model(model)
@@ -113,7 +114,7 @@ def compress(model, x, *, stages: int | None = None, chunk: int = CHUNK, run: st
     payload = coder.encode(prior, grids, chunk)
     shapes = grid_shapes(model)[:stages]
     header = container.Header(fingerprint(model), x.shape[0], chunk, shapes, tuple(model.config.input_shape),
-                              container.crc32(*[g.numpy() for g in grids]), model.name, str(run))
+                              container.crc32(*[g.numpy() for g in grids]), model.name, str(run), names=tuple(map(str, names)))
     return container.pack(header, payload)
 
 

@@ -7,7 +7,11 @@ Layout (little-endian), format version 1:
     | grids u8, then per grid: h u16, w u16, K u32 | input ndim u8, then each size u16
     | CRC-32 of the codes u32 | CRC-32 of the rest of the file u32 | payload bytes u32
     | model name (u8 length + UTF-8) | run folder (u16 length + UTF-8, may be empty)
+    | version 2 only: the inputs' names (u32 length + UTF-8 JSON list, may be empty; issue 23:
+      ``aezoo decompress`` restores the file names)
     | payload: the range coder's 32-bit words
+
+Version 1 files (no names) still read.
 
 ``grids`` is how many leading code grids the file holds (for residual VQ, the stages: the rate).
 The codes' CRC is checked after decoding, so a decoder whose prior computed different numbers (another
@@ -15,6 +19,7 @@ CPU or torch build) says so instead of returning wrong images.
 """
 from __future__ import annotations
 
+import json
 import math
 import struct
 import zlib
@@ -25,7 +30,8 @@ import numpy as np
 from ..errors import DataError
 
 MAGIC = b"AEZC"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # versions this aezoo reads
 PRECISION = 24  # bits of the range coder's fixed-point probabilities (constriction's default for the queue coder)
 SLACK_BITS = 64  # what a range coder's flush may add beyond the codes' information
 _FIXED = struct.Struct("<4sB8sIHB")  # magic, version, hash, count, chunk, grids
@@ -42,6 +48,7 @@ class Header:
     model: str
     run: str
     version: int = VERSION
+    names: tuple[str, ...] = ()  # each input's source (version 2)
 
     def _head(self) -> bytes:
         out = [_FIXED.pack(MAGIC, self.version, self.model_hash, self.count, self.chunk, len(self.grids))]
@@ -51,7 +58,11 @@ class Header:
 
     def _tail(self) -> bytes:
         name, run = self.model.encode()[:255], self.run.encode()[:65535]
-        return struct.pack("<B", len(name)) + name + struct.pack("<H", len(run)) + run
+        out = struct.pack("<B", len(name)) + name + struct.pack("<H", len(run)) + run
+        if self.version >= 2:
+            names = json.dumps(list(self.names)).encode() if self.names else b""
+            out += struct.pack("<I", len(names)) + names
+        return out
 
 
 def crc32(*arrays: np.ndarray) -> int:
@@ -75,8 +86,8 @@ def unpack(blob: bytes, where: str = "input") -> tuple[Header, bytes]:
     if len(blob) < _FIXED.size:
         raise DataError(f"{where}: truncated in its header ({len(blob)} bytes)")
     _, version, mhash, count, chunk, n_grids = _FIXED.unpack_from(blob)
-    if version != VERSION:
-        raise DataError(f"{where}: format version {version}; this aezoo reads version {VERSION} (a newer aezoo wrote it?)")
+    if version not in READS:
+        raise DataError(f"{where}: format version {version}; this aezoo reads versions {', '.join(map(str, READS))} (a newer aezoo wrote it?)")
     pos = _FIXED.size
     try:
         grids = []
@@ -96,7 +107,14 @@ def unpack(blob: bytes, where: str = "input") -> tuple[Header, bytes]:
         (n,) = struct.unpack_from("<H", blob, pos)
         run = blob[pos + 2 : pos + 2 + n].decode()
         pos += 2 + n
-    except (struct.error, UnicodeDecodeError):
+        names: tuple[str, ...] = ()
+        if version >= 2:
+            (n,) = struct.unpack_from("<I", blob, pos)
+            if pos + 4 + n > len(blob):
+                raise struct.error("names past the end")
+            names = tuple(json.loads(blob[pos + 4 : pos + 4 + n])) if n else ()
+            pos += 4 + n
+    except (struct.error, UnicodeDecodeError, ValueError, TypeError, RecursionError):  # ValueError covers JSONDecodeError
         raise DataError(f"{where}: truncated or corrupt header") from None
     payload = blob[pos:]
     if len(payload) < payload_len:
@@ -107,8 +125,10 @@ def unpack(blob: bytes, where: str = "input") -> tuple[Header, bytes]:
         raise DataError(f"{where}: corrupt: the file does not match its checksum")
     if count < 1 or chunk < 1 or n_grids < 1 or payload_len % 4:
         raise DataError(f"{where}: corrupt header (count {count}, chunk {chunk}, grids {n_grids})")
+    if names and (len(names) != count or not all(isinstance(v, str) for v in names)):
+        raise DataError(f"{where}: corrupt header ({len(names)} names for {count} inputs)")
     _check_sizes(where, count, grids, 8 * payload_len)
-    return Header(mhash, count, chunk, [tuple(g) for g in grids], tuple(shape), codes_crc, name, run, version), payload
+    return Header(mhash, count, chunk, [tuple(g) for g in grids], tuple(shape), codes_crc, name, run, version, names), payload
 
 
 def min_bits(k: int) -> float:

@@ -243,11 +243,15 @@ def open_folder(path, image_size: int | None = None, channels: int | None = None
         _report_skipped(folder, late, len(files) + len(bad), strict)
         if not ok.all():
             x, y = x[ok], None if y is None else y[ok]
+            files = [f for f, good in zip(files, ok) if good]
         store = torch.from_numpy(x)
         bad += late
     # what reloading the folder needs (resume, `aezoo eval`): recorded in config.json
     pre = {"image_size": image_size, "channels": channels, "skipped": len(bad)}
-    return {"x_train": ByteImages(store), "y_train": y, "class_names": class_names, "source": str(folder), "image": pre}
+    # each item's file, relative to the folder: what search hits, scores and encodings name (issue 23)
+    names = [f.relative_to(folder).as_posix() for f in map(Path, files)]
+    return {"x_train": ByteImages(store), "y_train": y, "class_names": class_names, "source": str(folder), "image": pre,
+            "item_names": names}
 
 
 # --- uint8 arrays and the choice between memory and streaming ---------------------------------------

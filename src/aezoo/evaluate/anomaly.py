@@ -168,19 +168,20 @@ class Scores:
     """Per-example scores of one split: ``values`` (N,) float64, ``index`` (N,) each example's row in its
     source, ``labels`` (N,) or None; ``kind`` and ``column`` (the score's name, e.g. ``neg_elbo``)."""
 
-    def __init__(self, kind, values, index, labels, class_names, split, x):
+    def __init__(self, kind, values, index, labels, class_names, split, x, sources=None):
         self.kind, self.column = kind, COLUMN[kind]
         self.values, self.index, self.labels = values, index, labels
+        self.sources = sources  # each example's file (relative to the data's folder) or row (issue 23)
         self.class_names, self.split, self._x = class_names, split, x
 
     def __len__(self) -> int:
         return len(self.values)
 
     def csv(self) -> str:
-        head = ["index"] + (["label"] + (["class"] if self.class_names else []) if self.labels is not None else []) + [self.column]
+        head = ["index"] + (["source"] if self.sources is not None else []) + (["label"] + (["class"] if self.class_names else []) if self.labels is not None else []) + [self.column]
         lines = [",".join(head)]
         for i in range(len(self.values)):
-            row = [str(int(self.index[i]))]
+            row = [str(int(self.index[i]))] + ([_csv_cell(self.sources[i])] if self.sources is not None else [])
             if self.labels is not None:
                 row.append(str(int(self.labels[i])))
                 if self.class_names:
@@ -211,7 +212,7 @@ def score_split(model, data, split: str = "test", by: str | None = None, *, iw_s
     """Anomaly scores of ``split`` of ``data`` (``"all"``: every row, in source order) under ``model``."""
     import numpy as np
 
-    part = _all_rows(data) if split == "all" else data.split(split)
+    part, sources = _all_rows(data) if split == "all" else (data.split(split), data.sources(split) if data.split(split) is not None else None)
     if part is None or len(part) == 0:
         raise DataError(f"dataset {data.name!r} has no {split!r} split")
     if tuple(part.x.shape[1:]) != tuple(model.config.input_shape):
@@ -222,7 +223,7 @@ def score_split(model, data, split: str = "test", by: str | None = None, *, iw_s
     values = scores(model, part.x, part.y, by, iw_samples=iw_samples, seed=seed).numpy()
     index = part.index.numpy() if part.index is not None else np.arange(len(part))
     labels = None if part.y is None else part.y.numpy()
-    return Scores(by or score_kinds(model)[0], values, index, labels, data.class_names, split, part.x.numpy())
+    return Scores(by or score_kinds(model)[0], values, index, labels, data.class_names, split, part.x.numpy(), sources)
 
 
 def _all_rows(data):
@@ -236,4 +237,6 @@ def _all_rows(data):
     index = torch.cat([p.index + (offset if given and p is data.test else 0) for p in parts])
     order = index.argsort()
     cat = lambda ts: None if any(t is None for t in ts) else torch.cat(ts)[order]  # noqa: E731
-    return Split(torch.cat([p.x for p in parts])[order], cat([p.y for p in parts]), None, index[order])
+    names = {"train": data.train, "val": data.val, "test": data.test}
+    sources = [s for n, p in names.items() if any(p is q for q in parts) and not (n == "test" and p is data.val) for s in data.sources(n)]
+    return Split(torch.cat([p.x for p in parts])[order], cat([p.y for p in parts]), None, index[order]), [sources[i] for i in order.tolist()]

@@ -266,7 +266,7 @@ class Explorer:
         cfg = self.meta.get("config") or {}
         metrics = {}
         if self.run_dir is not None and (self.run_dir / "eval.json").exists():
-            from ..train.checkpoint import read_json
+            from ..runs import read_json
 
             ev = read_json(self.run_dir / "eval.json")
             metrics = {k: v for k, v in (ev.get("test") or ev).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -4,7 +4,6 @@ new inputs. ``aezoo.index(model, data)`` builds one, ``Index.save``/``aezoo.load
 optional extra ``search``; exact neighbours and the retrieval scores (``neighbours``) need only torch."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .vector_index import KINDS, PARAMS, Hits, Index, build_index, encode_codes, load_index
@@ -16,7 +15,7 @@ __all__ = ["KINDS", "PARAMS", "Hits", "Index", "build_index", "encode_codes", "e
 def index(model, data=None, split: str = "train", kind: str = "flat", metric: str = "l2", *, labels=None, ids=None, device: str = "cpu", **params: Any) -> Index:
     """Build a search index of ``model``'s codes.
 
-    ``model``: a model, or a run folder (its model is loaded and recorded in the manifest).
+    ``model``: a model, or a run folder or ``aezoo.Run`` (its model is loaded and recorded in the manifest).
     ``data``: a ``Dataset`` (``split``: train, val, test or all), inputs (N, *input_shape) as a tensor
     or array (with optional ``labels``, ``ids``), or None for the run's own dataset.
     ``kind``: flat (exact), hnsw or ivf-pq, with their ``params`` (see ``aezoo.search.PARAMS``).
@@ -26,16 +25,14 @@ def index(model, data=None, split: str = "train", kind: str = "flat", metric: st
     from ..data.core import Dataset
 
     provenance: dict[str, Any] = {}
-    if isinstance(model, (str, Path)):
-        from ..train.checkpoint import load_model, read_json
+    from ..runs import as_run
 
-        run = Path(model)
-        model = load_model(run, device)
-        provenance["run"] = str(run.resolve())
+    run = as_run(model, device)  # a Run or a run folder; None for a model
+    if run is not None:
+        model = run.model
+        provenance["run"] = str(run.path.resolve())
         if data is None:
-            from ..data.recorded import data_of_run
-
-            data = data_of_run(read_json(run / "config.json"))
+            data = run.dataset()
     if data is None:
         raise ValueError("give the data to index (a Dataset or inputs), or a run folder whose dataset to use")
     if isinstance(data, Dataset):
@@ -53,6 +50,8 @@ def split_inputs(data, split: str):
     from ..errors import DataError
 
     names = ["train", "val", "test"] if split == "all" else [split]
+    if split == "all" and data.preprocessing.get("test_split") == "val":
+        names = ["train", "val"]  # the test split is the validation split: index its rows once (issue 23)
     parts = [(n, data.split(n)) for n in names]
     parts = [(n, p) for n, p in parts if p is not None]
     if not parts:
@@ -62,5 +61,6 @@ def split_inputs(data, split: str):
     y = torch.cat([p.y for _, p in parts]) if labelled else None
     pre = data.preprocessing
     desc = {"name": data.name, "source": data.source, "split": split, "splits": [[n, len(p)] for n, p in parts],
-            "class_names": data.class_names, "preprocessing": {k: pre.get(k) for k in ("binarize", "val_fraction", "limit", "seed", "options") if k in pre}}
+            "class_names": data.class_names, "preprocessing": {k: pre.get(k) for k in ("binarize", "val_fraction", "limit", "seed", "options", "image") if k in pre},
+            "sources": [s for n, _ in parts for s in data.sources(n)]}  # each item's file or row: what hits name (issue 23)
     return x, y, desc

@@ -269,7 +269,7 @@ class Index:
     # --- files -------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the index folder (each file atomically, the manifest last)."""
-        from ..train.checkpoint import atomic_write, write_json
+        from ..runs import atomic_write, write_json
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -598,7 +598,7 @@ def load_index(path: str | Path, model=None, device: str = "cpu") -> Index:
         raise CheckpointError(f"{path / INDEX_FILE}: not a readable FAISS index ({str(e).splitlines()[0]})") from None
     _check_faiss(index, m, path / INDEX_FILE)
     if model is None and m.get("run"):
-        from ..train.checkpoint import load_model
+        from ..runs import load_model
 
         if not Path(m["run"]).exists():
             raise CheckpointError(f"index {path} was built from run {m['run']}, which is not there any more: pass the run (--run RUN_DIR)")

@@ -30,11 +30,15 @@ from torch import nn
 
 from ..config import build, check, drop_retired, to_dict
 from ..data.batching import make_batches
+from ..data.core import data_root
 from ..errors import ConfigError, DataError, RunWarning, TrainingError
 from ..utils import bf16_pays
 from . import checkpoint as ckpt
 from . import distributed, loggers, rundir
 from .ema import WeightEMA
+
+
+EPOCH_CHECKPOINTS = 20  # epoch-end checkpoints per run, at most about this many (issue 23)
 
 
 @dataclass
@@ -239,7 +243,13 @@ class Fit:
             torch.manual_seed(self.cfg.seed + 1 + self.ctx.rank)
             model.on_fit_start(data.train.x[: min(len(data.train), 4096)].to(self.device))
             self.ema = WeightEMA(model, self.cfg.ema_decay) if self.cfg.ema_decay else None
+        self.last_saved_step = self.pos.step
+        self.lengthened: dict[str, Any] | None = None  # set by _total_steps when min_steps lengthens the run
         self.total = self._total_steps()
+        if self.lengthened is not None and self.is_main and not self.resume:
+            n = self.lengthened
+            print(f"aezoo: {len(data.train)} training examples make {n['steps_by_epochs']} steps in {n['epochs']} epochs; training "
+                  f"{n['min_steps']} steps (~{n['epochs_run']:g} epochs), the model's min_steps for small data (--min-steps 0: off)", file=sys.stderr)
         self._write_config()
         self.stepper = self._wrap_step()
         self.loggers = self._open_loggers()
@@ -336,7 +346,10 @@ class Fit:
             by_epochs = p.step
         else:
             by_epochs = p.step + self.batches.batches_from(p.offset) + (cfg.epochs - p.epoch - 1) * len(self.batches)
-        return max(by_epochs, cfg.min_steps)  # small data: the member's declared floor (or --min-steps)
+        if cfg.min_steps > by_epochs:  # small data: the member's declared floor (or --min-steps); say so (issue 23)
+            self.lengthened = {"epochs": cfg.epochs, "steps_by_epochs": by_epochs, "min_steps": cfg.min_steps,
+                               "epochs_run": round(cfg.min_steps / len(self.batches), 1)}
+        return max(by_epochs, cfg.min_steps)
 
     def _write_config(self) -> None:
         """config.json says what runs now, and that the run has not finished (yet)."""
@@ -355,8 +368,13 @@ class Fit:
             shutil.rmtree(run / "tensorboard", ignore_errors=True)  # of a run killed before its first checkpoint
             meta = {"format": ckpt.FORMAT, "model": self.model.name, "config": to_dict(self.model.config), "data": self.data.describe(),
                     "run_id": secrets.token_hex(8)}  # its checkpoints record it (issue 22: another run's checkpoint is refused)
+            root = data_root(self.data.source)
+            if root is not None:  # a run trained from data/photos is usable from another folder (issue 23)
+                meta["data_root"] = root
         meta.update({"format": ckpt.FORMAT, "train": to_dict(self.cfg), "world_size": self.ctx.world_size,
                      "total_steps": self.total, "finished": False})
+        if self.lengthened is not None:
+            meta["lengthened"] = self.lengthened  # the report says it (issue 23)
         meta.pop("stopped", None)
         self.meta = meta
         self._disk(ckpt.write_json, run / "config.json", meta)
@@ -520,8 +538,15 @@ class Fit:
             self.pos = Position(step=p.step, epoch=p.epoch + 1)
         else:
             p.seconds = seconds
-        if self.run is not None:
+        if self.run is not None and self._epoch_checkpoint_due():
             self._prepare_checkpoint()
+
+    def _epoch_checkpoint_due(self) -> bool:
+        """An epoch's end checkpoints unless epochs are tiny: at most about EPOCH_CHECKPOINTS of them per run,
+        plus the last (issue 23: 247 images at the VAE's 1,000-step floor wrote 500 checkpoints of 154 MB).
+        Steps (--checkpoint-every) and time (checkpoint_minutes) checkpoint on their own, mid-epoch."""
+        step = self.pos.step
+        return step >= self.total or step - self.last_saved_step >= self.total / EPOCH_CHECKPOINTS
 
     # --- checkpoints --------------------------------------------------------------------------
     def _served_state(self) -> dict[str, torch.Tensor]:
@@ -546,6 +571,7 @@ class Fit:
         if ctx.enabled and sums:
             sums = dict(zip(sums, ctx.all_reduce_mean(torch.stack(list(sums.values())))))
         self.last_save = time.monotonic()
+        self.last_saved_step = p.step
         if not self.is_main:
             self.pending = _Pending(p.step, {})
             return

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..data.recorded import data_of_run
+from ..runs import data_of_run
 from .figures import FIGURES
 
 
@@ -104,7 +104,7 @@ p.note{color:#555;font-size:14px}"""
 
 def build_report(run_dir: str | Path, model=None, data=None, strict: bool = False) -> Path:
     """(Re)build ``run_dir/report.html``; loads the model and data from the run folder if not given."""
-    from ..train.checkpoint import load_model, read_json
+    from ..runs import load_model, read_json
 
     run_dir = Path(run_dir)
     meta = read_json(run_dir / "config.json")
@@ -118,6 +118,10 @@ def build_report(run_dir: str | Path, model=None, data=None, strict: bool = Fals
     parts.append(f"<h1>{html.escape(meta['model'])} on {html.escape(meta.get('data', {}).get('name', '?'))}</h1>")
     if meta.get("data", {}).get("preprocessing", {}).get("auto_fallback"):
         parts.append(f"<p><b>Note:</b> {html.escape(meta['data']['preprocessing']['auto_fallback'])}; trained on scikit-learn's digits instead.</p>")
+    if meta.get("lengthened"):  # issue 23: small data trained past its epochs, and why
+        n = meta["lengthened"]
+        parts.append(f"<p><b>Note:</b> {n['epochs']} epochs of this data are {n['steps_by_epochs']} steps; the run trained {n['min_steps']} "
+                     f"(about {n['epochs_run']:g} epochs), the model's <code>min_steps</code> for small data.</p>")
     claim = model.claim()
     if claim is not None:
         parts.append(claim_html(claim, model.config, metrics, figs))
@@ -133,7 +137,7 @@ def build_report(run_dir: str | Path, model=None, data=None, strict: bool = Fals
     parts.append("<h2>Data</h2>" + _table(meta.get("data", {})))
     parts.append("</body></html>")
     out = run_dir / "report.html"
-    from ..train.checkpoint import atomic_write
+    from ..runs import atomic_write
 
     atomic_write(out, "\n".join(parts).encode())
     return out
@@ -169,7 +173,7 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 
     evaluating on the test split when it has none), the config fields in which they differ, and
     every figure side by side (e.g. AE vs VAE latent scatter; VAE samples at latent sizes 2/5/10/20)."""
     from ..evaluate import evaluate
-    from ..train.checkpoint import atomic_write, load_model, read_json
+    from ..runs import atomic_write, load_model, read_json
 
     run_dirs = [Path(p) for p in run_dirs]
     out = Path(out)
