@@ -120,7 +120,7 @@ def test_a_valid_stream_decodes_little_information_after_its_last_word(seed, k, 
 def test_a_90_byte_aez_claiming_4_billion_inputs_is_refused_before_the_model_loads(vq_run, tmp_path, capsys):
     h, payload = container.unpack((vq_run.parent / "three.aez").read_bytes())
     f = tmp_path / "bomb.aez"
-    f.write_bytes(_aez(dataclasses.replace(h, count=2**32 - 1, run=""), payload))  # "" : no run to load
+    f.write_bytes(_aez(dataclasses.replace(h, count=2**32 - 1, run="", names=()), payload))  # "": no run to load; no input names
     assert f.stat().st_size < 100
     one_line_error(capsys, main(["decompress", str(f), "--out", str(tmp_path / "out")]),
                    r"bomb\.aez: corrupt header: 4294967295 inputs of 16 code cells need at least \d+ bits, and its payload holds \d+")
@@ -131,7 +131,7 @@ def test_a_90_byte_aez_claiming_4_billion_inputs_is_refused_before_the_model_loa
 def test_a_count_the_payload_may_hold_but_does_not_is_one_line(vq_run, tmp_path, capsys, count, chunk):
     h, payload = container.unpack((vq_run.parent / "three.aez").read_bytes())
     f = tmp_path / "lie.aez"
-    f.write_bytes(_aez(dataclasses.replace(h, count=count, chunk=chunk), payload))
+    f.write_bytes(_aez(dataclasses.replace(h, count=count, chunk=chunk, names=()), payload))
     one_line_error(capsys, main(["decompress", str(f), "--out", str(tmp_path / "out.npz")]), r"lie\.aez: (corrupt payload|the decoded codes fail their checksum)")
     assert not (tmp_path / "out.npz").exists()
 
@@ -364,7 +364,7 @@ def test_a_decompress_killed_midway_leaves_no_folder(vq_run, tmp_path, capsys, m
     assert not (tmp_path / "imgs").exists() and list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     assert main(["decompress", str(vq_run.parent / "three.aez"), "--out", str(tmp_path / "imgs")]) == 0
-    assert sorted(p.name for p in (tmp_path / "imgs").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert sorted(p.name for p in (tmp_path / "imgs").iterdir()) == ["test_row_0.png", "test_row_1.png", "test_row_2.png"]  # names kept (issue 23)
     capsys.readouterr()
     one_line_error(capsys, main(["decompress", str(vq_run.parent / "three.aez"), "--out", str(tmp_path / "imgs")]), r"imgs is a folder that is not empty")
 
