@@ -89,6 +89,37 @@ def test_k_sparse_codes_have_exactly_k_nonzeros():
     assert ((m2.encode(x) != 0).sum(1) == 6).all()
 
 
+def test_k_sparse_reconstructs_from_the_top_k_and_features_keep_alpha_k():
+    """Issue 24: with alpha = 3, decoding encode's 3k units gave eval a recon_mse 30 times the one of
+    the k-unit code the decoder is trained on."""
+    m = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(), k=3, alpha=3.0).eval()
+    x = torch.rand(64, *SHAPE)
+    assert ((m.encode(x) != 0).sum(1) == 9).all()  # features: alpha k units
+    with torch.no_grad():
+        x_hat = m.reconstruct(x)
+        torch.testing.assert_close(x_hat, m.decoder(keep_topk(m.encoder(x), 3)))
+        torch.testing.assert_close(x_hat, m(x).x_hat)  # what eval scores is what training fits
+    data = from_arrays(x[:48].numpy(), x_test=x[48:].numpy(), val_fraction=0)
+    out = evaluate(m, data, "test")
+    assert abs(out["recon_mse"] - float((x_hat[48:] - x[48:]).pow(2).mean())) < 1e-6
+    assert out["code_l0"] == 9.0  # the features the report counts are still alpha k
+
+
+def test_k_sparse_schedule_start_follows_k_and_the_code_size():
+    """k_start defaults to min(4k, latent_dim): `--latent-dim 64 --set k=5` builds; an explicit k_start
+    out of [k, latent_dim] is still an error naming it."""
+    assert aezoo.create("k_sparse_ae", latent_dim=64, k=5).config.k_first == 20
+    assert aezoo.create("k_sparse_ae", latent_dim=40, k=25).config.k_first == 40
+    assert aezoo.create("k_sparse_ae").config.k_first == 100  # the paper's 100 for k = 25
+    m = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(), k=3)
+    m.on_step(0, 100)
+    assert m.k_current == 12
+    with pytest.raises(ConfigError, match="'k_start'"):
+        aezoo.create("k_sparse_ae", latent_dim=64, k=5, k_start=100)
+    with pytest.raises(ConfigError, match="'k_start'"):
+        aezoo.create("k_sparse_ae", latent_dim=64, k=5, k_start=4)
+
+
 def test_k_sparse_gradient_is_zero_for_dropped_units():
     a = torch.randn(8, 12, requires_grad=True)
     z = keep_topk(a, 4)
