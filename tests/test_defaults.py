@@ -135,6 +135,24 @@ def test_vq_vae2_defaults_to_ema_codebooks():
     assert m.config.ema and all(q.ema for q in m.quantizers)
 
 
+# --- VQ-VAE: the used codebook is the restarts' (Jukebox), not the paper's algorithm's (issue 24) --------
+def codebook_used(out, num_codes):
+    """The claim's check: perplexity of at least K/4 and at most a quarter of the codes dead. On the
+    digits' training split (5,600 cells for 512 codes) a used codebook leaves few codes empty."""
+    return out["perplexity"] >= num_codes / 4 and out["dead_codes"] <= 0.25
+
+
+def test_vq_vae_codebook_is_used_with_restarts_and_collapses_without(digits):
+    m = train_as_cli("vq_vae", digits)
+    assert m.config.restart and m.claim().paper.startswith("Dhariwal et al. 2020")
+    out = evaluate(m, digits, "train", iw_samples=0)
+    assert codebook_used(out, m.config.num_codes), out
+    paper = train_as_cli("vq_vae", digits, restart=False)  # van den Oord et al.'s algorithm alone
+    out = evaluate(paper, digits, "train", iw_samples=0)
+    assert not codebook_used(out, paper.config.num_codes), out
+    assert "Without restarts" in paper.claim().describe(paper.config)
+
+
 # --- 3. sparse AE: every unit's mean activation near rho -----------------------------------------
 def test_sparse_ae_units_reach_rho_on_digits(digits):
     m = train_as_cli("sparse_ae", digits)
