@@ -90,17 +90,20 @@ def test_k_sparse_defaults_are_the_papers(digits):
     assert out["code_l0"] == 25.0 and out["recon_mse"] < 0.5 * mean_image_mse, out
 
 
-def test_k_sparse_k_must_be_below_the_code_size(capsys):
+def test_k_sparse_k_must_be_below_the_code_size(capsys, tmp_path):
     with pytest.raises(ConfigError, match="'k'"):
         aezoo.create("k_sparse_ae", latent_dim=25)
-    with pytest.raises(ConfigError, match="'k_start'"):
-        aezoo.create("k_sparse_ae", latent_dim=80)
+    with pytest.raises(ConfigError, match="'k_start'"):  # only an explicit k_start: by default it follows k
+        aezoo.create("k_sparse_ae", latent_dim=80, k_start=100)
     with pytest.raises(ConfigError, match="'aux_k'"):
         aezoo.create("k_sparse_ae", hidden=(64,), aux_k=32)
     # through the CLI: one line naming the field, exit code 2
     assert main(["train", "k_sparse_ae", "--data", "digits", "--latent-dim", "16", "--quiet"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("aezoo: error:")]
     assert len(err) == 1 and "'k'" in err[0] and "latent_dim" in err[0] and "Traceback" not in err[0]
+    # defaults that depend on k follow it: k_start = min(4k, latent_dim) = 20 (issue 24)
+    assert main(["train", "k_sparse_ae", "--data", "digits", "--latent-dim", "64", "--set", "k=5", "--steps", "2", "--no-report", "--quiet",
+                 "--out", str(tmp_path / "k5")]) == 0
 
 
 def test_auxk_target_is_the_decoders_linear_map():
