@@ -10,7 +10,7 @@ from aezoo.errors import ConfigError
 from aezoo.evaluate import evaluate
 from aezoo.models.ae import reconstruction_loss
 from aezoo.models.k_sparse_ae import keep_topk
-from aezoo.models.sparse_ae import sparsity_kl
+from aezoo.models.sparse_ae import ACTIVE_SIGMOID, sparsity_kl, sparsity_profile
 from aezoo.nn import corruption
 from aezoo.nn.jacobian import exact_jacobian_fro2, hutchinson_jacobian_fro2
 from aezoo.nn.pca import pca_basis, pca_reconstruction_mse, principal_angles_deg
@@ -240,6 +240,27 @@ def test_sparse_penalties():
     torch.testing.assert_close(out.loss, out.terms["recon"] + 0.5 * l1.encode(x).abs().sum(1).mean())
 
 
+def test_sparsity_profile_tells_a_dense_code_from_a_sparse_one():
+    """Issue 24: a code of values near rho everywhere has every unit's mean at rho, like Ng's sparse code;
+    lifetime and population sparsity tell them apart."""
+    rho, n, d = 0.05, 2000, 40
+    dense = torch.full((n, d), rho) + 0.01 * torch.rand(n, d)
+    g = torch.Generator().manual_seed(0)
+    sparse = (torch.rand(n, d, generator=g) < rho).double() * 0.95 + 0.002  # on ~ rho of the inputs, near 0 otherwise
+    a, b = sparsity_profile(dense, ACTIVE_SIGMOID), sparsity_profile(sparse, ACTIVE_SIGMOID)
+    assert a["units_never_active"] == 1.0 and a["active_mass"] == 0.0 and a["active_units_per_input"] == 0.0
+    assert b["units_never_active"] == 0.0 and b["active_mass"] > 0.9
+    assert abs(b["unit_active_share_median"] - rho) < 0.015 and abs(b["active_units_per_input"] - rho * d) < 0.2
+    # through evaluate: a sparse AE whose code is sigmoid(logit(rho)) = rho for every input
+    m = aezoo.create("sparse_ae", input_shape=SHAPE, latent_dim=8)
+    last = [layer for layer in m.encoder.modules() if isinstance(layer, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(math.log(rho / (1 - rho)))
+    out = evaluate(m, labelled_data(), "test")
+    assert out["units_near_rho"] == 1.0 and out["units_never_active"] == 1.0 and out["active_mass"] == 0.0
+
+
 # --- metrics and figures -------------------------------------------------------------------------
 def labelled_data():
     g = torch.Generator().manual_seed(0)
@@ -282,6 +303,10 @@ def test_figures(tmp_path):
     data = labelled_data()
     sparse = aezoo.create("sparse_ae", input_shape=SHAPE, latent_dim=6)
     assert decoder_filters(sparse, data, tmp_path, tmp_path / "f.png") and (tmp_path / "f.png").exists()
+    from aezoo.viz.claims import unit_activity
+
+    caption = unit_activity(sparse, data, tmp_path, tmp_path / "u.png")  # mean activations, histogram, lifetime sparsity
+    assert (tmp_path / "u.png").exists() and "active units per input" in caption and "never active" in caption
     dae = aezoo.create("denoising_ae", input_shape=SHAPE, latent_dim=6)
     assert denoising(dae, data, tmp_path, tmp_path / "d.png") and (tmp_path / "d.png").exists()
     ae = aezoo.create("ae", input_shape=SHAPE, latent_dim=6)
