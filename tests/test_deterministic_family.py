@@ -1,4 +1,5 @@
 """The papers' claims for the deterministic family (issue 3), as assertions, plus its metrics and figures."""
+import json
 import math
 
 import pytest
@@ -97,7 +98,7 @@ def test_k_sparse_reconstructs_from_the_top_k_and_features_keep_alpha_k():
     assert ((m.encode(x) != 0).sum(1) == 9).all()  # features: alpha k units
     with torch.no_grad():
         x_hat = m.reconstruct(x)
-        torch.testing.assert_close(x_hat, m.decoder(keep_topk(m.encoder(x), 3)))
+        torch.testing.assert_close(x_hat, m.decoder(keep_topk(m.pre_activations(x), 3)))
         torch.testing.assert_close(x_hat, m(x).x_hat)  # what eval scores is what training fits
     data = from_arrays(x[:48].numpy(), x_test=x[48:].numpy(), val_fraction=0)
     out = evaluate(m, data, "test")
@@ -118,6 +119,33 @@ def test_k_sparse_schedule_start_follows_k_and_the_code_size():
         aezoo.create("k_sparse_ae", latent_dim=64, k=5, k_start=100)
     with pytest.raises(ConfigError, match="'k_start'"):
         aezoo.create("k_sparse_ae", latent_dim=64, k=5, k_start=4)
+
+
+def test_k_sparse_encoder_reads_the_input_centred_on_the_decoder_bias(tmp_path):
+    """Gao et al.'s b_pre: a = W_enc (x - b_dec) + b_enc, b_dec started at the mean input; runs saved before
+    the option existed load uncentred, as they were trained."""
+    data = aezoo.data.load("digits")
+    m = aezoo.create("k_sparse_ae", input_shape=data.input_shape, latent_dim=32, k=4)
+    x = data.train.x[:64]
+    assert m.config.centred
+    b = m.decoder.net[0].bias
+    with torch.no_grad():
+        torch.testing.assert_close(m.pre_activations(x), m.encoder(x - b.view(1, 1, 8, 8)))
+    m.on_fit_start(x)
+    torch.testing.assert_close(b.detach(), x.flatten(1).mean(0))
+    assert not aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(8,), k=3).config.centred
+    with pytest.raises(ConfigError, match="'center'"):
+        aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(8,), k=3, center=True)
+    aezoo.train(m, data, out=tmp_path / "run", steps=2, progress=False, report=False)
+    assert aezoo.load(tmp_path / "run").config.centred
+    cfg = tmp_path / "run" / "config.json"
+    meta = json.loads(cfg.read_text())
+    del meta["config"]["center"]  # a run folder from before issue 24
+    cfg.write_text(json.dumps(meta))
+    old = aezoo.load(tmp_path / "run")
+    assert not old.config.centred
+    with torch.no_grad():
+        torch.testing.assert_close(old.pre_activations(x), old.encoder(x))
 
 
 def test_k_sparse_gradient_is_zero_for_dropped_units():
