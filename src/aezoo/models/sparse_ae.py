@@ -13,7 +13,7 @@ What the KL penalty does not give (issue 24): it constrains each unit's mean onl
 free to amplify small changes the code stays dense: every unit near rho on every input, none above
 0.22 on Fashion-MNIST. Lifetime and population sparsity (``sparsity_profile``) measure that; on the
 8x8 digits none of higher beta, Ng's weight decay, tied weights, a sigmoid output with BCE, unit-norm
-decoder columns, noise in the code or a beta warm-up reached the notes' picture within 3,000 steps
+decoder columns, noise in the code or a beta warm-up reached the notes' picture in 1,000 to 10,000 steps
 (the closest, Ng's own recipe of one layer, weight decay and a sigmoid output, puts 6% of the
 activation above 0.5; benchmarks/README.md).
 beta = 10 against the summed squared error: Ng's beta = 3 multiplies half the squared error, so his
