@@ -81,6 +81,7 @@ def unit_activity(model, data, run_dir, out_path):
     ax3.plot(np.arange(1, len(share) + 1), np.sort(share)[::-1], color="tab:blue", label="share of inputs a unit is active on")
     if rho is not None:
         ax3.axhline(rho, color="tab:green", lw=1.5, label=f"rho = {rho:g}")
+    ax3.set_ylim(0, max(float(share.max()), 2 * rho if rho else 0.0, 0.01) * 1.1)
     ax3.set_xlabel("code unit (sorted)")
     ax3.set_ylabel("share of test inputs")
     ax3.legend(fontsize=8)
