@@ -151,9 +151,9 @@ def codebook_used(out, num_codes):
 
 def test_vq_vae_codebook_is_used_with_restarts_and_collapses_without(digits):
     m = train_as_cli("vq_vae", digits)
-    assert m.config.restart and m.claim().paper.startswith("Dhariwal et al. 2020")
     out = evaluate(m, digits, "train", iw_samples=0)
     assert codebook_used(out, m.config.num_codes), out
+    assert m.config.restart and m.claim().paper.startswith("Dhariwal et al. 2020")
     paper = train_as_cli("vq_vae", digits, restart=False)  # van den Oord et al.'s algorithm alone
     out = evaluate(paper, digits, "train", iw_samples=0)
     assert not codebook_used(out, paper.config.num_codes), out
