@@ -1,4 +1,5 @@
 """The papers' claims for the deterministic family (issue 3), as assertions, plus its metrics and figures."""
+import json
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from aezoo.errors import ConfigError
 from aezoo.evaluate import evaluate
 from aezoo.models.ae import reconstruction_loss
 from aezoo.models.k_sparse_ae import keep_topk
-from aezoo.models.sparse_ae import sparsity_kl
+from aezoo.models.sparse_ae import ACTIVE_SIGMOID, sparsity_kl, sparsity_profile
 from aezoo.nn import corruption
 from aezoo.nn.jacobian import exact_jacobian_fro2, hutchinson_jacobian_fro2
 from aezoo.nn.pca import pca_basis, pca_reconstruction_mse, principal_angles_deg
@@ -87,6 +88,64 @@ def test_k_sparse_codes_have_exactly_k_nonzeros():
     assert ((m(x).z != 0).sum(1) == 3).all()
     m2 = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, k=3, k_start=10, alpha=2.0)
     assert ((m2.encode(x) != 0).sum(1) == 6).all()
+
+
+def test_k_sparse_reconstructs_from_the_top_k_and_features_keep_alpha_k():
+    """Issue 24: with alpha = 3, decoding encode's 3k units gave eval a recon_mse 30 times the one of
+    the k-unit code the decoder is trained on."""
+    m = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(), k=3, alpha=3.0).eval()
+    x = torch.rand(64, *SHAPE)
+    assert ((m.encode(x) != 0).sum(1) == 9).all()  # features: alpha k units
+    with torch.no_grad():
+        x_hat = m.reconstruct(x)
+        torch.testing.assert_close(x_hat, m.decoder(keep_topk(m.pre_activations(x), 3)))
+        torch.testing.assert_close(x_hat, m(x).x_hat)  # what eval scores is what training fits
+    data = from_arrays(x[:48].numpy(), x_test=x[48:].numpy(), val_fraction=0)
+    out = evaluate(m, data, "test")
+    assert abs(out["recon_mse"] - float((x_hat[48:] - x[48:]).pow(2).mean())) < 1e-6
+    assert out["code_l0"] == 9.0  # the features the report counts are still alpha k
+
+
+def test_k_sparse_schedule_start_follows_k_and_the_code_size():
+    """k_start defaults to min(4k, latent_dim): `--latent-dim 64 --set k=5` builds; an explicit k_start
+    out of [k, latent_dim] is still an error naming it."""
+    assert aezoo.create("k_sparse_ae", latent_dim=64, k=5).config.k_first == 20
+    assert aezoo.create("k_sparse_ae", latent_dim=40, k=25).config.k_first == 40
+    assert aezoo.create("k_sparse_ae").config.k_first == 100  # the paper's 100 for k = 25
+    m = aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(), k=3)
+    m.on_step(0, 100)
+    assert m.k_current == 12
+    with pytest.raises(ConfigError, match="'k_start'"):
+        aezoo.create("k_sparse_ae", latent_dim=64, k=5, k_start=100)
+    with pytest.raises(ConfigError, match="'k_start'"):
+        aezoo.create("k_sparse_ae", latent_dim=64, k=5, k_start=4)
+
+
+def test_k_sparse_encoder_reads_the_input_centred_on_the_decoder_bias(tmp_path):
+    """Gao et al.'s b_pre: a = W_enc (x - b_dec) + b_enc, b_dec started at the mean input; runs saved before
+    the option existed load uncentred, as they were trained."""
+    data = aezoo.data.load("digits")
+    m = aezoo.create("k_sparse_ae", input_shape=data.input_shape, latent_dim=32, k=4)
+    x = data.train.x[:64]
+    assert m.config.centred
+    b = m.decoder.net[0].bias
+    with torch.no_grad():
+        torch.testing.assert_close(m.pre_activations(x), m.encoder(x - b.view(1, 1, 8, 8)))
+    m.on_fit_start(x)
+    torch.testing.assert_close(b.detach(), x.flatten(1).mean(0))
+    assert not aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(8,), k=3).config.centred
+    with pytest.raises(ConfigError, match="'center'"):
+        aezoo.create("k_sparse_ae", input_shape=SHAPE, latent_dim=16, hidden=(8,), k=3, center=True)
+    aezoo.train(m, data, out=tmp_path / "run", steps=2, progress=False, report=False)
+    assert aezoo.load(tmp_path / "run").config.centred
+    cfg = tmp_path / "run" / "config.json"
+    meta = json.loads(cfg.read_text())
+    del meta["config"]["center"]  # a run folder from before issue 24
+    cfg.write_text(json.dumps(meta))
+    old = aezoo.load(tmp_path / "run")
+    assert not old.config.centred
+    with torch.no_grad():
+        torch.testing.assert_close(old.pre_activations(x), old.encoder(x))
 
 
 def test_k_sparse_gradient_is_zero_for_dropped_units():
@@ -209,6 +268,27 @@ def test_sparse_penalties():
     torch.testing.assert_close(out.loss, out.terms["recon"] + 0.5 * l1.encode(x).abs().sum(1).mean())
 
 
+def test_sparsity_profile_tells_a_dense_code_from_a_sparse_one():
+    """Issue 24: a code of values near rho everywhere has every unit's mean at rho, like Ng's sparse code;
+    lifetime and population sparsity tell them apart."""
+    rho, n, d = 0.05, 2000, 40
+    dense = torch.full((n, d), rho) + 0.01 * torch.rand(n, d)
+    g = torch.Generator().manual_seed(0)
+    sparse = (torch.rand(n, d, generator=g) < rho).double() * 0.95 + 0.002  # on ~ rho of the inputs, near 0 otherwise
+    a, b = sparsity_profile(dense, ACTIVE_SIGMOID), sparsity_profile(sparse, ACTIVE_SIGMOID)
+    assert a["units_never_active"] == 1.0 and a["active_mass"] == 0.0 and a["active_units_per_input"] == 0.0
+    assert b["units_never_active"] == 0.0 and b["active_mass"] > 0.9
+    assert abs(b["unit_active_share_median"] - rho) < 0.015 and abs(b["active_units_per_input"] - rho * d) < 0.2
+    # through evaluate: a sparse AE whose code is sigmoid(logit(rho)) = rho for every input
+    m = aezoo.create("sparse_ae", input_shape=SHAPE, latent_dim=8)
+    last = [layer for layer in m.encoder.modules() if isinstance(layer, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(math.log(rho / (1 - rho)))
+    out = evaluate(m, labelled_data(), "test")
+    assert out["units_near_rho"] == 1.0 and out["units_never_active"] == 1.0 and out["active_mass"] == 0.0
+
+
 # --- metrics and figures -------------------------------------------------------------------------
 def labelled_data():
     g = torch.Generator().manual_seed(0)
@@ -251,6 +331,10 @@ def test_figures(tmp_path):
     data = labelled_data()
     sparse = aezoo.create("sparse_ae", input_shape=SHAPE, latent_dim=6)
     assert decoder_filters(sparse, data, tmp_path, tmp_path / "f.png") and (tmp_path / "f.png").exists()
+    from aezoo.viz.claims import unit_activity
+
+    caption = unit_activity(sparse, data, tmp_path, tmp_path / "u.png")  # mean activations, histogram, lifetime sparsity
+    assert (tmp_path / "u.png").exists() and "active units per input" in caption and "never active" in caption
     dae = aezoo.create("denoising_ae", input_shape=SHAPE, latent_dim=6)
     assert denoising(dae, data, tmp_path, tmp_path / "d.png") and (tmp_path / "d.png").exists()
     ae = aezoo.create("ae", input_shape=SHAPE, latent_dim=6)

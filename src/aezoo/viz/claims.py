@@ -2,7 +2,8 @@
 when the model's applicable claim names it; the report puts it above the metrics.
 
 - ``unit_activity``: the mean activation of every code unit over the test split, against the
-  target rho and the 25% band around it (Ng 2011's sparsity target);
+  target rho and the 25% band around it (Ng 2011's sparsity target), the histogram of all activations,
+  and lifetime and population sparsity (the share of inputs each unit is active on; active units per input);
 - ``code_nonzeros``: how many units each test code keeps, against k (Makhzani & Frey 2013);
 - ``kl_capacity``: the KL per epoch against the capacity C(t) it should follow (Burgess et al. 2017);
 - ``principal_angles``: the angles between the linear AE's decoder subspace and PCA's (Baldi &
@@ -19,6 +20,8 @@ import torch
 from .figures import _mpl, figure
 
 MAX_CODES = 10_000  # test inputs encoded for the code histograms
+# Ng 2011's "active": a sigmoid unit's output near 1 rather than 0 (the sparse AE's eval metrics use the same 0.5)
+ACTIVE_SIGMOID = 0.5
 
 
 def claimed(model, name: str):
@@ -48,23 +51,49 @@ def unit_activity(model, data, run_dir, out_path):
     c = claimed(model, "unit_activity")
     if c is None:
         return None
-    z = _codes(model, data)
+    z = _codes(model, data)  # (N, D)
     r = z.mean(0).cpu().numpy()  # (D,) rho_hat_j over the test split
-    plt = _mpl()
-    fig, ax = plt.subplots(figsize=(6.0, 3.2))
     rho = c.reference(model.config) if c.reference is not None else None
+    # Ng's "active": a sigmoid unit near 1 rather than 0 (the claim with a target rho); a ReLU unit above 0
+    thr = ACTIVE_SIGMOID if rho is not None else 0.0
+    on = (z > thr).double()
+    share = on.mean(0).cpu().numpy()  # (D,) lifetime: the share of inputs each unit is active on
+    per_input = on.sum(1).cpu().numpy()  # (N,) population: active units per input
+    plt = _mpl()
+    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(13.5, 3.4))
     hi = max(float(r.max()), 2 * rho if rho else 0.0) * 1.05 or 1.0
     ax.hist(r, bins=np.linspace(0, hi, 41), color="tab:blue", label=f"{len(r)} code units")
     if rho is not None:
         ax.axvspan(0.75 * rho, 1.25 * rho, color="tab:green", alpha=0.15, label="within 25% of rho")
         ax.axvline(rho, color="tab:green", lw=2, label=f"rho = {rho:g}")
-    ax.set_xlabel("mean activation of a unit over the test inputs (rho_hat_j)")
+    ax.set_xlabel("mean activation of a unit (rho_hat_j)")
     ax.set_ylabel("units")
     ax.legend(fontsize=8)
-    ax.set_title(f"{model.name}: mean activation of each code unit", fontsize=10)
+    ax.set_title("mean activation of each unit", fontsize=10)
+    vals = z.flatten().cpu().numpy()
+    ax2.hist(vals, bins=np.linspace(0, max(1.0, float(vals.max())), 51), color="tab:blue")
+    ax2.set_yscale("log")
+    ax2.axvline(thr, color="tab:red", ls="--", lw=1.5, label=f"active above {thr:g}")
+    ax2.set_xlabel("activation h_j(x), every unit and input")
+    ax2.set_ylabel("count (log)")
+    ax2.legend(fontsize=8)
+    ax2.set_title("activation histogram", fontsize=10)
+    ax3.plot(np.arange(1, len(share) + 1), np.sort(share)[::-1], color="tab:blue", label="share of inputs a unit is active on")
+    if rho is not None:
+        ax3.axhline(rho, color="tab:green", lw=1.5, label=f"rho = {rho:g}")
+    ax3.set_ylim(0, max(float(share.max()), 2 * rho if rho else 0.0, 0.01) * 1.1)
+    ax3.set_xlabel("code unit (sorted)")
+    ax3.set_ylabel("share of test inputs")
+    ax3.legend(fontsize=8)
+    ax3.set_title(f"lifetime sparsity; {per_input.mean():.3g} active units per input", fontsize=10)
+    fig.suptitle(f"{model.name}: sparsity of the code over {z.shape[0]} test inputs", fontsize=10)
     _save(fig, plt, out_path)
     near = "" if rho is None else f"; {int((np.abs(r - rho) <= 0.25 * rho).sum())} of {len(r)} within 25% of rho = {rho:g}"
-    return f"Mean activation of each code unit over {z.shape[0]} test inputs (min {r.min():.4g}, max {r.max():.4g}{near})."
+    mass = float((z * on).sum() / z.sum()) if float(z.sum()) > 0 else 0.0
+    return (f"Left: mean activation of each code unit over {z.shape[0]} test inputs (min {r.min():.4g}, max {r.max():.4g}{near}). "
+            f"Middle: every activation; {100 * mass:.3g}% of the summed activation is in active entries (above {thr:g}), the rest is "
+            f"what units emit while silent. Right: the share of inputs each unit is active on (median {np.median(share):.3g}; "
+            f"{int((share == 0).sum())} units never active) and, in the title, active units per input (population sparsity).")
 
 
 @figure("code_nonzeros", order=35)
