@@ -97,6 +97,19 @@ def test_iw_objective_bounds_the_elbo_from_above():
     vae2, bvae = same_init("vae", {**TINY, "iw_samples": 8}, "beta_vae", {**TINY, "iw_samples": 8, "beta": 1.0})
     a, b = losses(vae2, bvae, x)
     assert torch.equal(a.loss, b.loss)
+    assert set(b.terms) == {"neg_iw_bound"}
+
+
+def test_beta_iw_objective_is_not_called_a_bound():
+    """With beta != 1 the weights p(x|z) (p(z)/q(z|x))^beta bound no likelihood (issue 24): the objective
+    is named for what it is, and the true IWAE bound (beta = 1, the same samples) is reported beside it."""
+    vae, bvae = same_init("vae", {**TINY, "iw_samples": 8}, "beta_vae", {**TINY, "iw_samples": 8, "beta": 4.0})
+    x = torch.rand(16, 1, 8, 8)
+    a, b = losses(vae, bvae, x)
+    assert set(b.terms) == {"neg_iw_beta_objective", "neg_iw_bound"}
+    assert torch.equal(b.terms["neg_iw_beta_objective"], b.loss)
+    torch.testing.assert_close(b.terms["neg_iw_bound"], a.loss.detach())  # the VAE's -L_K on the same draws
+    assert not torch.allclose(b.loss, a.loss)
 
 
 def test_iw_samples_is_validated():
