@@ -207,8 +207,9 @@ def row_td(reuse):
     a = train_args("td_vae", "moving-digits", "td_vae")
     r, s = run(a, reuse)
     m = ev(r)
-    return "td_vae", "rollouts beat repeating the last frame (Gregor et al. 2019)", \
-        (f"rollout MSE {m['rollout_mse']:.4f} vs last frame {m['rollout_mse_last_frame']:.4f} "
+    return "td_vae", "rollouts beat the last frame, the mean frame, linear extrapolation and the best of them per step (Gregor et al. 2019)", \
+        (f"rollout MSE {m['rollout_mse']:.4f} vs last frame {m['rollout_mse_last_frame']:.4f}, mean frame "
+         f"{m['rollout_mse_mean_frame']:.4f}, linear {m['rollout_mse_linear']:.4f}, best per step {m['rollout_mse_best_baseline']:.4f} "
          f"({m['rollout_predict']} steps after {m['rollout_observe']} observed)"), [a], s
 
 
