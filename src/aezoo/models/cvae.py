@@ -23,8 +23,9 @@ hybrid objective (sec. 4.2, ``gsnn_weight`` = 1 - alpha) 0.5: 96% at every size 
 collapse to one image per class (within-class spread 0.16 of the data's; 0.2: 92.5%, spread 0.32);
 a KL weight ``beta`` = 2: 92% at latent 16 and 88.5% at latent 2 (80% before), spread 0.98 and
 1.05 of the data's. So the defaults weight the KL by beta = 2 (a choice of ours, not the paper's): a
-dearer z keeps less of what y already says, and prior draws decode to the asked class. ``neg_elbo``
-(the evaluation's and the logged term) stays the unweighted bound.
+dearer z keeps less of what y already says, and prior draws decode to the asked class. At the CLI's
+10 epochs that gives 93.4% / 94.9% / 93.8% of the judge's accuracy at latent 2 / 16 / 32, spread 1.0.
+``neg_elbo`` (the evaluation's and the logged term) stays the unweighted bound.
 
 The ELBO terms, the importance-weighted bound and the evaluation are the VAE's (they pass y on);
 this file changes how y enters the encoder and the decoder.
