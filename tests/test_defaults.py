@@ -300,12 +300,17 @@ def test_linear_ae_reaches_pca_on_fashion_mnist():
 
 @pytest.mark.slow
 @needs_fashion
-def test_cvae_draws_the_asked_class():
-    """Issue 11's target: 85% after 5 epochs with the defaults, judged by a CNN trained on the real
-    images; the evaluation's `class_fidelity` is that judge (benchmarks/bench_defaults.py reports it too)."""
+@pytest.mark.parametrize("latent_dim", [2, 16, 32])
+def test_cvae_draws_the_asked_class(latent_dim):
+    """Issue 24's target: at the CLI's defaults (10 epochs) and latent sizes 2, 16 and 32, the share of
+    samples an independent CNN (its own architecture and seed, trained on the real training images)
+    puts in the asked class is >= 90% of its accuracy on the real test images, and the samples vary
+    within a class (benchmarks/bench_defaults.py reports the same). The fast variant, with
+    the weak CVAEs it must fail, is in tests/test_variational_family.py."""
     data = aezoo.data.load("fashion-mnist")
-    out = evaluate(train_as_cli("cvae", data, epochs=5), data, "test", iw_samples=0)
-    assert out["fidelity_classifier_acc"] > 0.8 and out["class_fidelity"] >= 0.85, out
+    out = evaluate(train_as_cli("cvae", data, latent_dim=latent_dim), data, "test", iw_samples=0)
+    assert out["fidelity_classifier_acc"] > 0.85 and out["class_fidelity_share"] >= 0.9, out
+    assert out["class_diversity"] >= 0.5, out
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ Burgess et al. 2017, "Understanding disentangling in beta-VAE", arXiv:1804.03599
 the capacity C raised linearly from 0 to C_max nats over T = ``c_steps`` steps.
 
 The network, the posterior and the ELBO terms are the VAE's; this file changes only their weighting.
-With ``iw_samples=K`` the importance weights become p(x|z) (p(z)/q(z|x))^beta.
+With ``iw_samples=K`` the importance weights become p(x|z) (p(z)/q(z|x))^beta: with beta != 1 that
+objective bounds no likelihood, so it is logged as ``neg_iw_beta_objective`` and the IWAE bound of
+Burda et al. (beta = 1, the same K samples) beside it as ``neg_iw_bound`` (issue 24).
 """
 from __future__ import annotations
 
@@ -79,7 +81,10 @@ class BetaVAE(VAE):
         if c.iw_samples > 1:
             log_px_z, log_ratio, z = self.iw_terms(x, y, c.iw_samples)
             loss = -log_mean_exp(log_px_z + c.beta * log_ratio, 0).mean()
-            return ModelOutput(loss=loss, terms={"neg_iw_bound": loss}, z=z[0])
+            if c.beta == 1:
+                return ModelOutput(loss=loss, terms={"neg_iw_bound": loss}, z=z[0])
+            bound = -log_mean_exp((log_px_z + log_ratio).detach(), 0).mean()  # -L_K, reported, not trained on
+            return ModelOutput(loss=loss, terms={"neg_iw_beta_objective": loss, "neg_iw_bound": bound}, z=z[0])
         recon, kl, _q, z = self.elbo_terms(x, y)
         recon, kl = recon.mean(), kl.mean()
         terms = {"recon": recon, "kl": kl, "neg_elbo": recon + kl}

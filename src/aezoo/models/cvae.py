@@ -14,6 +14,19 @@ on Fashion-MNIST, 52% of the samples were of the asked class (by a CNN trained o
 88% accurate on them). A bias from y at every layer gave 79%, FiLM 85%, FiLM with 32 dimensions 88.5%
 (one seed each); a narrower z did not help (with the bias, 8 dimensions gave 74%, 16 gave 79%).
 
+Issue 24: that judge was the members' own ConvEncoder; an independent one (``evaluate/fidelity.py``: a
+max-pooling CNN with its own seed, 89.4% on real test images) found 79.2% / 75.9% / 71.8% of the
+samples in the asked class at latent 32 / 16 / 2 after 5 epochs: 89% / 85% / 80% of its accuracy.
+Measured levers (5 epochs, one seed, shares of the judge's accuracy at latent 16 unless said):
+sampling temperature 0.8 / 0.6: 88% / 89% (and 86% / 90% at latent 2); 10 epochs: 90.5%; Sohn et al.'s
+hybrid objective (sec. 4.2, ``gsnn_weight`` = 1 - alpha) 0.5: 96% at every size but the samples
+collapse to one image per class (within-class spread 0.16 of the data's; 0.2: 92.5%, spread 0.32);
+a KL weight ``beta`` = 2: 92% at latent 16 and 88.5% at latent 2 (80% before), spread 0.98 and
+1.05 of the data's. So the defaults weight the KL by beta = 2 (a choice of ours, not the paper's): a
+dearer z keeps less of what y already says, and prior draws decode to the asked class. At the CLI's
+10 epochs that gives 93.4% / 94.9% / 93.8% of the judge's accuracy at latent 2 / 16 / 32, spread 1.0.
+``neg_elbo`` (the evaluation's and the logged term) stays the unweighted bound.
+
 The ELBO terms, the importance-weighted bound and the evaluation are the VAE's (they pass y on);
 this file changes how y enters the encoder and the decoder.
 """
@@ -30,7 +43,7 @@ from ..errors import ConfigError, DataError
 from ..nn.distributions import DiagonalGaussian
 from ..nn.nets import decoder_for, encoder_for
 from ..registry import register
-from .base import Claim, ConditionalModel
+from .base import Claim, ConditionalModel, ModelOutput
 from .vae import VAE, VAEConfig
 
 
@@ -38,10 +51,15 @@ from .vae import VAE, VAEConfig
 class CVAEConfig(VAEConfig):
     latent_dim: int = 32
     num_classes: int = 10  # set from the data by `aezoo train`
+    beta: float = 2.0  # weight of the KL term in the loss (1: the ELBO); 2 since issue 24, see above
+    gsnn_weight: float = 0.0  # 1 - alpha of Sohn et al.'s hybrid objective (sec. 4.2); 0 = the plain CVAE
 
     def __post_init__(self):
         super().__post_init__()
         check(self.num_classes >= 2, "num_classes", f"must be >= 2, got {self.num_classes}")
+        check(0 <= self.gsnn_weight <= 1, "gsnn_weight", f"must be in [0, 1], got {self.gsnn_weight}")
+        check(self.beta >= 0, "beta", f"must be >= 0, got {self.beta}")
+        check(self.beta == 1 or self.iw_samples == 1, "iw_samples", "a KL weight beta != 1 has no importance-weighted form here; use iw_samples=1")
 
 
 @register("cvae")
@@ -49,9 +67,12 @@ class CVAE(ConditionalModel, VAE):
     Config = CVAEConfig
     sample_options = ("like",)
     claims = (Claim("Sohn, Lee & Yan 2015",
-                    "The label y decides the class of a sample: a classifier trained on real data finds the asked class in "
-                    "nearly all samples (class_fidelity), and decoding an input's code with another label keeps its style.",
-                    ("class_fidelity", "fidelity_classifier_acc", "cond_nll_iw"), figure="class_samples"),)
+                    "The label y decides the class of a sample: an independent classifier trained on real data finds the "
+                    "asked class in the samples at >= 90% of its accuracy on real test inputs (class_fidelity_share), the "
+                    "samples of one class vary about as much as the data do (class_diversity near 1), and decoding an input's "
+                    "code with another label keeps its style.",
+                    ("class_fidelity_share", "class_fidelity", "fidelity_classifier_acc", "class_diversity", "cond_nll_iw"),
+                    figure="class_samples"),)
 
     def __init__(self, config: CVAEConfig):
         super().__init__(config)
@@ -59,6 +80,19 @@ class CVAE(ConditionalModel, VAE):
         # the VAE's networks, rebuilt so that the one-hot label modulates every layer
         self.encoder = encoder_for(c, 2 * c.latent_dim, cond_dim=c.num_classes)
         self.decoder = decoder_for(c, cond_dim=c.num_classes)
+
+    def forward(self, x, y=None) -> ModelOutput:
+        out = super().forward(x, y)
+        if self.config.beta != 1:
+            out = ModelOutput(loss=out.terms["recon"] + self.config.beta * out.terms["kl"], terms=out.terms, z=out.z)
+        w = self.config.gsnn_weight
+        if w == 0:
+            return out
+        # Sohn et al. 2015, sec. 4.2: alpha L_CVAE + (1 - alpha) L_GSNN, L_GSNN = log p(x | z, y) with z drawn
+        # from the prior, as at generation time (one sample)
+        z = torch.randn(1, x.shape[0], self.config.latent_dim, device=x.device, dtype=x.dtype)
+        gsnn = -self.log_likelihood(z, x, y)[0].mean()
+        return ModelOutput(loss=(1 - w) * out.loss + w * gsnn, terms={**out.terms, "gsnn_nll": gsnn}, z=out.z)
 
     def one_hot(self, y) -> torch.Tensor:
         k = self.config.num_classes

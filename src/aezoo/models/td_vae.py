@@ -109,12 +109,15 @@ class TDVAE(SequenceModel):
     generative = True
     tiny = {"input_shape": (6, 1, 4, 4), "latent_dim": 4, "hidden": (16,), "belief_dim": 8, "block_hidden": 8, "max_jump": 2, "pairs": 2}
     # issue 6's settings (benchmarks/README.md): 10 epochs of the digits' moving-digits are 110 steps of
-    # 128; batches of 64 at 2e-3 for at least 1,500 steps give rollouts that beat the last frame
-    train_defaults = {"lr": 2e-3, "batch_size": 64, "min_steps": 1500}
+    # 128; batches of 64 at 2e-3. Issue 24: 1,500 steps beat the last frame (0.066 vs 0.220) but only
+    # 10% beat the mean frame 7-9 steps ahead (0.092 vs 0.101); 3,000 steps give 0.052, 28% below it
+    train_defaults = {"lr": 2e-3, "batch_size": 64, "min_steps": 3000}
     claims = (Claim("Gregor et al. 2019, sec. 5",
                     "From its belief over the observed frames the model rolls out the future: the mean rollout is closer to the "
-                    "true frames than repeating the last observed frame (rollout_mse below rollout_mse_last_frame).",
-                    ("rollout_mse", "rollout_mse_last_frame", "neg_elbo"), figure="rollouts"),)
+                    "true frames than each baseline, repeating the last observed frame, the mean frame and linear "
+                    "extrapolation, and than the best of them at each step (rollout_mse below rollout_mse_best_baseline).",
+                    ("rollout_mse", "rollout_mse_best_baseline", "rollout_mse_last_frame", "rollout_mse_mean_frame",
+                     "rollout_mse_linear", "neg_elbo_per_pair"), figure="rollouts"),)
 
     def __init__(self, config: TDVAEConfig):
         super().__init__(config)
@@ -183,7 +186,8 @@ class TDVAE(SequenceModel):
         recon, kl = p["recon"].mean(), p["kl"].mean()
         kl_t = (p["log_pb_t2"] - p["log_pt_t2"]).mean()  # one-sample estimate of the transition KL
         loss = recon + kl + kl_t
-        return ModelOutput(loss=loss, terms={"recon": recon, "kl_smoothing": kl, "kl_transition": kl_t, "neg_elbo": loss})
+        # a bound per (t1, t2) pair (eq. 9), not on log p(x_1..T): named so (issue 24)
+        return ModelOutput(loss=loss, terms={"recon": recon, "kl_smoothing": kl, "kl_transition": kl_t, "neg_elbo_per_pair": loss})
 
     # --- the model contract ------------------------------------------------------------------
     def encode(self, x, y=None):
@@ -223,25 +227,40 @@ class TDVAE(SequenceModel):
 
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def rollout_errors(self, x, observe: int, predict: int, jump: int = 1, n_samples: int = 8, batch_size: int = 256):
-        """Per-step mean squared errors (predict,) of the mean decoded rollout after observing the first
-        ``observe`` frames, and of repeating the last observed frame, against the true frames."""
+    def rollout_errors(self, x, observe: int, predict: int, jump: int = 1, n_samples: int = 8, batch_size: int = 256) -> dict[str, torch.Tensor]:
+        """Per-step mean squared errors (predict,) against the true frames after observing the first
+        ``observe`` frames: ``rollout`` (the mean of ``n_samples`` decoded rollouts) and three baselines
+        (issue 24): ``last_frame`` (repeat the last observed frame), ``mean_frame`` (the mean of every
+        frame of the sequences evaluated, a constant that knows the test data) and ``linear`` (extrapolate
+        the last two observed frames pixel by pixel, x_T0 + k (x_T0 - x_T0-1), clipped to the data's
+        range; the last frame when only one is observed)."""
         if observe < 1 or observe + predict * jump > x.shape[1]:
             raise ConfigError(f"observe {observe} + predict {predict} x jump {jump} must fit in T={x.shape[1]} frames, observing >= 1")
         future = x[:, observe - 1 + jump :: jump][:, :predict]  # (B, N, *frame) true frames
-        err = torch.zeros(predict, device=x.device)
-        base = torch.zeros(predict, device=x.device)
+        mean_frame = x.flatten(0, 1).mean(0)  # (*frame)
+        lo, hi = x.min(), x.max()
+        k = (jump * torch.arange(1, predict + 1, device=x.device, dtype=x.dtype)).view(1, predict, *[1] * len(self.frame_shape))
+        sums = {name: torch.zeros(predict, device=x.device) for name in ("rollout", "last_frame", "mean_frame", "linear")}
+
+        def add(name, pred, truth):
+            sums[name] += (pred - truth).pow(2).flatten(2).mean(-1).sum(0)
+
         for i in range(0, x.shape[0], batch_size):
             xo, xf = x[i : i + batch_size, :observe], future[i : i + batch_size]
-            pred = self.rollout(xo, predict, jump, n_samples).mean(0)  # (B, N, *frame)
-            err += (pred - xf).pow(2).flatten(2).mean(-1).sum(0)
-            base += (xo[:, -1:] - xf).pow(2).flatten(2).mean(-1).sum(0)
-        return err / x.shape[0], base / x.shape[0]
+            add("rollout", self.rollout(xo, predict, jump, n_samples).mean(0), xf)  # (B, N, *frame)
+            last = xo[:, -1:]
+            add("last_frame", last.expand_as(xf), xf)
+            add("mean_frame", mean_frame.expand_as(xf), xf)
+            velocity = last - xo[:, -2:-1] if observe >= 2 else torch.zeros_like(last)
+            add("linear", (last + k * velocity).clamp(lo, hi), xf)
+        return {name: v / x.shape[0] for name, v in sums.items()}
 
     @torch.no_grad()
     def eval_metrics(self, x, y=None, **options: Any) -> dict[str, Any]:
-        """``neg_elbo`` of the jumpy objective (averaged over ``eval_pairs`` draws) and ``rollout_mse``
-        after observing ``observe`` frames (default T/2) for ``predict`` jumps of ``jump``."""
+        """``neg_elbo_per_pair`` (the jumpy objective: a bound per (t1, t2) pair, averaged over pairs and
+        ``eval_pairs`` draws, not a bound on the sequence's likelihood) and ``rollout_mse`` after observing
+        ``observe`` frames (default T/2) for ``predict`` jumps of ``jump``, beside the three baselines of
+        ``rollout_errors`` and the best of them at each step (``rollout_mse_best_baseline``)."""
         jump = int(options.get("jump") or 1)
         observe = int(options.get("observe") or self.T // 2)
         predict = int(options.get("predict") or max(1, min(10, (self.T - observe) // jump)))
@@ -251,15 +270,19 @@ class TDVAE(SequenceModel):
             for i in range(0, x.shape[0], 512):
                 xb = x[i : i + 512]
                 total += float(self(xb).loss) * xb.shape[0]
-        err, base = self.rollout_errors(x, observe, predict, jump)
+        e = self.rollout_errors(x, observe, predict, jump)
+        best = torch.stack([e["last_frame"], e["mean_frame"], e["linear"]]).min(0).values
         return {
-            "neg_elbo": total / (draws * x.shape[0]),
+            "neg_elbo_per_pair": total / (draws * x.shape[0]),
             "rollout_observe": observe,
             "rollout_predict": predict,
             "rollout_jump": jump,
-            "rollout_mse": float(err.mean()),
-            "rollout_mse_last_frame": float(base.mean()),
-            "rollout_mse_final_step": float(err[-1]),
-            "rollout_mse_last_frame_final_step": float(base[-1]),
+            "rollout_mse": float(e["rollout"].mean()),
+            "rollout_mse_last_frame": float(e["last_frame"].mean()),
+            "rollout_mse_mean_frame": float(e["mean_frame"].mean()),
+            "rollout_mse_linear": float(e["linear"].mean()),
+            "rollout_mse_best_baseline": float(best.mean()),
+            "rollout_mse_final_step": float(e["rollout"][-1]),
+            "rollout_mse_last_frame_final_step": float(e["last_frame"][-1]),
             "likelihood_note": self.likelihood.note(x),
         }

@@ -174,14 +174,16 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 
     every figure side by side (e.g. AE vs VAE latent scatter; VAE samples at latent sizes 2/5/10/20)."""
     from ..evaluate import evaluate
     from ..runs import atomic_write, load_model, read_json
+    from .latent import draw_samples_side_by_side
 
     run_dirs = [Path(p) for p in run_dirs]
     out = Path(out)
     labels = _label_runs(run_dirs)
-    metas, metrics, figs = [], [], []
+    metas, metrics, figs, models = [], [], [], []
     for run_dir, label in zip(run_dirs, labels):
         meta = read_json(run_dir / "config.json")
         model = load_model(run_dir, device)
+        models.append(model)
         data = data_of_run(meta)
         if (run_dir / "eval.json").exists():
             m = read_json(run_dir / "eval.json")
@@ -207,6 +209,12 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 
              f"<style>{COMPARE_CSS}</style></head><body><h1>{len(labels)} runs compared</h1>"]
     parts.append("<h2>Runs</h2>" + _runs_table(labels, {"folder": [str(p) for p in run_dirs], **differ}))
     parts.append("<h2>Test metrics</h2>" + _runs_table(labels, table))
+    # every run's samples in one figure, titled by what differs (e.g. latent sizes 2/5/10/20; issue 24)
+    titles = [", ".join([lb] + [f"{k}={differ[k][i]}" for k in differ if k not in ("model", "data")]) for i, lb in enumerate(labels)]
+    side = draw_samples_side_by_side(models, titles, out / "samples_side_by_side.png")
+    if side is not None:
+        parts.append("<h2>Samples side by side</h2>" + figure_html("samples_side_by_side", side, "Prior samples of each run (the same seed), "
+                                                                     "titled by the config fields in which the runs differ."))
     for name in order:
         parts.append(f"<h2>{html.escape(title_of(name))}</h2><div class='row' style='{cols}'>")
         for label, f in zip(labels, figs):
