@@ -150,3 +150,19 @@ def test_generation_metrics_api():
     assert m["gen_features"] == "pixels" and m["gen_n_real"] == len(data.test.x[:50]) and 0 <= m["gen_recall"] <= 1
     m2 = aezoo.evaluate(model, data, "test", iw_samples=0, generation=50, generation_features=feats)
     assert m2["gen_fd"] == pytest.approx(m["gen_fd"])
+
+
+def test_train_prior_trains_enough_steps_on_small_data_and_says_what_it_learned(tmp_path, capsys):
+    out = tmp_path / "vq"
+    code, _, err = _cli(capsys, "train", "vq_vae", "--data", "digits", "--limit", "300", "--steps", "60", "--out", out, "--quiet", "--no-report")
+    assert code == 0, err
+    code, _, err = _cli(capsys, "train-prior", out, "--epochs", "1", "--min-steps", "40", "--width", "16", "--layers", "1", "--heads", "2",
+                        "--quiet", "--no-report")
+    assert code == 0, err
+    assert re.search(r"1 epochs of \d+ training inputs are \d+ steps; the prior trains 40", err), err
+    assert re.search(r"the prior codes val inputs in [\d.]+ bits each, against [\d.]+ for codes drawn uniformly", err), err
+    meta = json.loads((out / "prior.json").read_text())
+    assert meta["train"]["min_steps"] == 40 and 0 < meta["uniform_bits"] and "prior_bits_saved" in meta
+    code, _, err = _cli(capsys, "train-prior", out, "--steps", "5", "--width", "16", "--layers", "1", "--heads", "2", "--quiet", "--no-report")
+    assert code == 0 and json.loads((out / "prior.json").read_text())["train"]["steps"] == 5
+    assert "the prior trains" not in err
