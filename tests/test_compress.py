@@ -38,7 +38,7 @@ def vq_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("compress") / "vq"
     assert main(["train", "vq_vae", "--data", "digits", "--epochs", "8", "--lr", "3e-3", "--set", "channels=16", "--set", "latent_dim=8",
                  "--set", "num_codes=32", "--out", str(run), "--quiet", "--no-report"]) == 0
-    assert main(["train-prior", str(run), "--epochs", "8", "--lr", "3e-3", "--width", "32", "--layers", "2", "--heads", "2", "--dropout", "0",
+    assert main(["train-prior", str(run), "--epochs", "8", "--min-steps", "0", "--lr", "3e-3", "--width", "32", "--layers", "2", "--heads", "2", "--dropout", "0",
                  "--quiet", "--no-report"]) == 0
     return run
 
@@ -104,7 +104,7 @@ def test_bad_files_give_one_line_errors(vq_run, tmp_path, capsys):
     other = tmp_path / "other"
     assert main(["train", "vq_vae", "--data", "digits", "--epochs", "1", "--set", "channels=16", "--set", "latent_dim=8", "--set", "num_codes=32",
                  "--out", str(other), "--quiet", "--no-report"]) == 0
-    assert main(["train-prior", str(other), "--epochs", "1", "--width", "32", "--layers", "2", "--heads", "2", "--quiet", "--no-report"]) == 0
+    assert main(["train-prior", str(other), "--epochs", "1", "--min-steps", "0", "--width", "32", "--layers", "2", "--heads", "2", "--quiet", "--no-report"]) == 0
     capsys.readouterr()
     for args, pattern in (
         (["decompress", str(tmp_path / "flip.aez")], "corrupt: the file does not match its checksum"),

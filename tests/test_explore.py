@@ -252,7 +252,7 @@ def test_vq_codebook_code_maps_and_prior(tmp_path_factory):
     assert len(maps[0]["codes"]) == usage[0]["shape"][0] and png_bytes(maps[0]["image"])
     r = c.get("/api/sample")
     assert r.status_code == 400 and "train-prior" in r.json()["detail"]
-    assert main(["train-prior", str(run), "--epochs", "1", "--width", "16", "--layers", "1", "--heads", "1", "--no-report", "--quiet"]) == 0
+    assert main(["train-prior", str(run), "--epochs", "1", "--min-steps", "0", "--width", "16", "--layers", "1", "--heads", "1", "--no-report", "--quiet"]) == 0
     c = client_for(run)
     assert c.get("/api/info").json()["panels"]["prior"]
     assert len(c.get("/api/sample", params={"n": 2, "temperature": 0.5}).json()["images"]) == 2

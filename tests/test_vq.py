@@ -172,7 +172,7 @@ def test_cli_train_prior_then_sample(tmp_path, capsys):
                  "--set", "num_codes=16", "--set", "latent_dim=4", "--set", "channels=4,8"]) == 0
     assert main(["sample", str(run), "--out", str(tmp_path / "s.png")]) == 2  # no prior yet: says how to train one
     assert "train-prior" in capsys.readouterr().err
-    assert main(["train-prior", str(run), *data, "--epochs", "1", "--width", "16", "--layers", "1", "--heads", "2", "--quiet"]) == 0
+    assert main(["train-prior", str(run), *data, "--epochs", "1", "--min-steps", "0", "--width", "16", "--layers", "1", "--heads", "2", "--quiet"]) == 0
     assert (run / "prior.safetensors").exists() and (run / "prior.json").exists()
     assert "prior_nll_bits" in (run / "eval.json").read_text()
     assert main(["sample", str(run), "-n", "8", "--temperature", "0.8", "--out", str(tmp_path / "s.npy")]) == 0

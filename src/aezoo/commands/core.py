@@ -125,6 +125,10 @@ def _eval_cmd_args(p):
     p.add_argument("--rate-distortion", nargs="?", type=int, const=500, default=0, metavar="N", help="VQ runs: bits per pixel and PSNR at each rate, beside PNG/JPEG/WebP, on N test images (500)")
     p.add_argument("--anomaly", metavar="LABEL[,LABEL...]", help="treat these classes (labels or class names) as anomalies: "
                    "AUROC and AUPRC of every score kind the model offers (see `aezoo score`)")
+    p.add_argument("--generation", nargs="?", type=int, const=2000, default=0, metavar="N",
+                   help="generative models: Frechet distance, precision/recall, density/coverage of N samples (2000) against "
+                        "the split, in the features of a net aezoo trains on the training split (cached); writes "
+                        "generation.json into the run folder and adds it to the report")
     p.add_argument("--device", default="auto")
     add_weights_arg(p)
     p.add_argument("--json", action="store_true")
@@ -142,12 +146,27 @@ def eval_cmd(args):
     opts.update(retrieval=args.retrieval, rate_distortion=args.rate_distortion)
     if args.anomaly:
         opts.update(anomaly=args.anomaly, anomaly_iw_samples=args.iw_samples)
+    if args.generation:
+        opts.update(generation=args.generation)
     m = evaluate(model, data, args.split, iw_samples=args.iw_samples, **opts)
+    if args.generation:
+        _save_generation(args.run_dir, model, data, m, args.split)
     if args.json:
         print(ckpt_dumps(m))  # strict JSON: a non-finite metric is null, named in "non_finite" and a warning
     else:
         for k, v in m.items():
             print(f"{k:24s} {v:.6g}" if isinstance(v, float) else f"{k:24s} {v}")
+
+
+def _save_generation(run_dir: str, model, data, metrics: dict, split: str) -> None:
+    """generation.json beside eval.json (the report's "Generation" section and `aezoo compare` read it)."""
+    from ..train.checkpoint import write_json
+    from ..viz.report import build_report
+
+    gen = {k: v for k, v in metrics.items() if k.startswith("gen_")}
+    write_json(Path(run_dir) / "generation.json", {"split": split, **gen})
+    build_report(run_dir, model=model, data=data)
+    print(f"aezoo: wrote {Path(run_dir) / 'generation.json'} and rebuilt the report", file=sys.stderr)
 
 
 def _sample_cmd_args(p):

@@ -94,6 +94,28 @@ def claim_html(claim, config, metrics: dict[str, Any], figs: list[tuple[str, Pat
     return "\n".join(out)
 
 
+GENERATION_KEYS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_fd_class_mean", "gen_n", "gen_n_real",
+                   "gen_features", "gen_features_hash")
+
+
+def generation_html(gen: dict[str, Any]) -> str:
+    """The "Generation" section: what `aezoo eval --generation` measured (generation.json)."""
+    out = ["<h2>Generation</h2><p class='note'>Samples against real inputs of the "
+           f"{html.escape(str(gen.get('split', 'test')))} split, in the features of <code>{html.escape(str(gen.get('gen_features')))}</code> "
+           f"(weights sha256 {html.escape(str(gen.get('gen_features_hash')))}...): Frechet distance (lower is better), precision "
+           "(samples inside the data's manifold) and recall (data inside the samples' manifold), density and coverage. "
+           "Numbers are comparable only between runs measured with the same features hash.</p>",
+           _table({k: gen[k] for k in GENERATION_KEYS if k in gen})]
+    per = gen.get("gen_per_class") or {}
+    if per:
+        cols = ("fd", "precision", "recall", "density", "coverage")
+        head = "<tr><th>class</th>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
+        rows = "".join(f"<tr><th>{html.escape(str(c))}</th>" + "".join(f"<td>{m.get(k, float('nan')):.4g}</td>" for k in cols) + "</tr>"
+                       for c, m in per.items())
+        out.append(f"<h3>Per class (samples drawn for that class)</h3><table>{head}{rows}</table>")
+    return "\n".join(out)
+
+
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:14px}
 th{background:#f5f5f5}figure{margin:1.5em 0}img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}
@@ -128,6 +150,8 @@ def build_report(run_dir: str | Path, model=None, data=None, strict: bool = Fals
         figs = [f for f in figs if f[0] != claim.figure]  # shown with the claim
     if metrics:
         parts.append("<h2>Test metrics</h2>" + _table({k: v for k, v in metrics.items() if k not in ("kl_per_dim",)}))
+    if (run_dir / "generation.json").exists():
+        parts.append(generation_html(read_json(run_dir / "generation.json")))
     if figs:
         parts.append("<h2>Figures</h2>")
     for name, path, caption in figs:
@@ -189,6 +213,8 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 
             m = read_json(run_dir / "eval.json")
         else:
             m = evaluate(model, data, "test", iw_samples=iw_samples)
+        if (run_dir / "generation.json").exists():  # `aezoo eval --generation`
+            m = {**m, **{k: v for k, v in read_json(run_dir / "generation.json").items() if k in GENERATION_KEYS}}
         metas.append(meta)
         metrics.append(m)
         figs.append({name: (path, cap) for name, path, cap in render_figures(run_dir, model, data, fig_dir=out / label)})
@@ -200,7 +226,7 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 
             differ[k] = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in vals]
     keys = []
     for m in metrics:
-        keys += [k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in keys]
+        keys += [k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in keys and k not in GENERATION_KEYS]
     table = {k: [m.get(k) for m in metrics] for k in keys}
     _discover()
     order = sorted({n for f in figs for n in f}, key=lambda n: (getattr(FIGURES.get(n), "order", 50), n))
@@ -215,6 +241,11 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, iw_samples: int = 
     if side is not None:
         parts.append("<h2>Samples side by side</h2>" + figure_html("samples_side_by_side", side, "Prior samples of each run (the same seed), "
                                                                      "titled by the config fields in which the runs differ."))
+    hashes = {m.get("gen_features_hash") for m in metrics if m.get("gen_features_hash")}
+    if hashes:
+        gen = {k: [m.get(k) for m in metrics] for k in GENERATION_KEYS}
+        same = "the same features: comparable" if len(hashes) == 1 else "DIFFERENT features: the generation numbers are not comparable"
+        parts.append(f"<h2>Generation</h2><p class='note'>Measured by <code>aezoo eval --generation</code> with {same}.</p>" + _runs_table(labels, gen))
     for name in order:
         parts.append(f"<h2>{html.escape(title_of(name))}</h2><div class='row' style='{cols}'>")
         for label, f in zip(labels, figs):
