@@ -26,17 +26,9 @@ from aezoo.cli import main
 from aezoo.compress import container
 from aezoo.errors import CheckpointError, ConfigError, DataError
 from aezoo.train import checkpoint as ckpt
+from conftest import one_line_error
 
 TRAIN = ["train", "ae", "--data", "digits", "--limit", "300", "--batch-size", "32", "--latent-dim", "3", "--set", "hidden=32", "--quiet", "--no-report"]
-
-
-def one_line_error(capsys, code, pattern) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("aezoo: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

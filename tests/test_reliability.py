@@ -20,6 +20,7 @@ from PIL import Image
 
 import aezoo
 from aezoo.errors import DataError, DataWarning
+from conftest import one_line_error
 
 
 # --- fuzzing the readers (item 4) ------------------------------------------------------------------
@@ -208,17 +209,6 @@ def _stopped_run(run: Path, digits, at: int = 12, every: int = 5, **options):
     with pytest.raises(Stop):
         aezoo.train(_stop_at(_new(), at), digits, steps=40, batch_size=32, checkpoint_every=every, out=run, progress=False, **options)
     return run
-
-
-def one_line_error(capsys, code, pattern):
-    import re
-
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("aezoo: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 def test_item1_a_killed_run_serves_its_newest_weights_and_says_it_is_unfinished(digits, tmp_path, capsys):
