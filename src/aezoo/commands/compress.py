@@ -1,5 +1,5 @@
-"""``aezoo compress`` and ``aezoo decompress``: a VQ run's codes, entropy-coded with its prior into an
-``.aez`` file, and back."""
+"""``aezoo compress`` and ``aezoo decompress``: a learned codec's symbols (``scale_hyperprior``), or a
+VQ run's codes entropy-coded with its prior, into an ``.aez`` file, and back."""
 from __future__ import annotations
 
 import math
@@ -17,11 +17,11 @@ def _compress_args(p):
     p.add_argument("run_dir")
     _inputs.add_input_args(p, "inputs to compress")
     p.add_argument("--out", required=True, help="FILE.aez")
-    p.add_argument("--stages", type=int, help="code the first N grids only (RVQ stages: the rate); default all")
+    p.add_argument("--stages", type=int, help="VQ runs: code the first N grids only (RVQ stages: the rate); default all")
     p.add_argument("--device", default="auto")
 
 
-@command("compress", help="entropy-code inputs with a VQ run's codes and its prior into an .aez file", args=_compress_args)
+@command("compress", help="entropy-code inputs into an .aez file with a learned codec's run (scale_hyperprior) or a VQ run and its prior", args=_compress_args)
 def compress_cmd(args):
     from ..compress import compress
     from ..runs import atomic_write
@@ -53,7 +53,8 @@ def _decompress_args(p):
 
 @command("decompress", help="decode an .aez file back to inputs with the run that wrote it", args=_decompress_args)
 def decompress_cmd(args):
-    from ..compress import decode_grids, decompress_codes, read_header
+    from ..compress import decode_grids, decompress_codes, learned, read_header
+    from ..models.base import LearnedCodec
     from ..utils import require
     from ._common import open_run
 
@@ -74,8 +75,19 @@ def decompress_cmd(args):
         raise ConfigError(f"--out {out} is a folder that is not empty: choose a new one (the PNGs are written whole or not at all)")
     opened = open_run(run, args.device)
     model, meta = opened.model, opened.meta
-    grids = decompress_codes(model, blob, str(path))
-    x = decode_grids(model, grids)
+    if learned.is_learned(blob):  # a learned codec's symbols (issue 25)
+        if not isinstance(model, LearnedCodec):
+            raise DataError(f"{path} holds a learned codec's symbols and run {run} is a {model.name!r}: pass --run with the run that wrote it")
+        _, z, y = learned.decompress_symbols(model, blob, str(path))
+        x = learned.decode_images(model, z, y, tuple(header.input_shape[1:]))
+        codes = {"z": z.numpy(), "y": y.numpy()}
+        what = "a learned codec's symbols"
+    else:
+        grids = decompress_codes(model, blob, str(path))
+        x = decode_grids(model, grids)
+        names = model.grid_names[: len(grids)]
+        codes = {("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}
+        what = f"{len(header.grids)} code grid(s)"
     if not args.scaled:
         from ..data.scaling import to_original_units
 
@@ -88,9 +100,7 @@ def decompress_cmd(args):
 
         from ..train.checkpoint import atomic_write
 
-        names = model.grid_names[: len(grids)]
-        arrays = {"x": x.numpy().astype(np.float32), **({"sources": np.array(header.names)} if header.names else {}),
-                  **{("codes" if len(names) == 1 else f"codes_{n}"): g.numpy() for n, g in zip(names, grids)}}
+        arrays = {"x": x.numpy().astype(np.float32), **({"sources": np.array(header.names)} if header.names else {}), **codes}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write(out, buf.getvalue())
@@ -119,7 +129,7 @@ def decompress_cmd(args):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    print(f"wrote {out}: {x.shape[0]} inputs decoded from {len(header.grids)} code grid(s) of {path}", file=sys.stdout)
+    print(f"wrote {out}: {x.shape[0]} inputs decoded from {what} of {path}", file=sys.stdout)
 
 
 def output_names(sources, n: int) -> list[str]:

@@ -1,5 +1,7 @@
-"""Compression with a model's codes: the code grids of a VQ model (a ``CodeGridModel``), entropy-coded
-with the run's trained prior (``aezoo train-prior``) into an ``.aez`` file that decodes bit-exactly.
+"""Compression with a model's codes into ``.aez`` files: the code grids of a VQ model (a ``CodeGridModel``),
+entropy-coded with the run's trained prior (``aezoo train-prior``), or the symbols of a learned image
+codec (a ``LearnedCodec``: the scale hyperprior) with its own entropy model (``learned``, issue 25).
+Both decode bit-exactly.
 
     blob = aezoo.compress(model, x)            # bytes: header + range-coded codes
     x_hat = aezoo.decompress(model, blob)      # (N, *input_shape): the model's decoding of the codes
@@ -28,14 +30,19 @@ __all__ = ["CHUNK", "check_model", "compress", "decompress", "decompress_codes",
 
 
 def check_model(model) -> None:
-    """One-line errors unless ``model`` can entropy-code its codes: discrete codes and a trained prior."""
-    from ..models.base import CodeGridModel
+    """One-line errors unless ``model`` can entropy-code its codes: a learned codec, or discrete codes
+    and a trained prior."""
+    from ..models.base import CodeGridModel, LearnedCodec
     from ..models.code_prior import UnreadablePrior
     from ..registry import get, list_models
 
+    if isinstance(model, LearnedCodec):
+        return
     if not isinstance(model, CodeGridModel):
+        codecs = ", ".join(n for n in list_models() if issubclass(get(n), LearnedCodec))
         grid_models = ", ".join(n for n in list_models() if issubclass(get(n), CodeGridModel))
-        raise NotSupportedError(f"model {model.name!r} has continuous codes; compression entropy-codes discrete code grids ({grid_models})")
+        raise NotSupportedError(f"model {model.name!r} has continuous codes and no entropy model; compression takes a learned codec "
+                                f"({codecs}) or discrete code grids with their prior ({grid_models})")
     if model.prior is None:
         raise NotSupportedError(f"model {model.name!r} compresses with the prior over its codes and none is trained: run `aezoo train-prior RUN_DIR` first")
     if isinstance(model.prior, UnreadablePrior):
@@ -97,9 +104,14 @@ def compress(model, x, *, stages: int | None = None, chunk: int = CHUNK, run: st
     an ``.aez`` file. ``stages``: how many leading code grids to keep (RVQ: the rate), default all;
     ``run``: the run folder to record for ``aezoo decompress``; ``names``: each input's source, restored
     as file names by ``aezoo decompress`` (issue 23)."""
-    from . import coder
+    from ..models.base import LearnedCodec
+    from . import coder, learned
 
     check_model(model)
+    if isinstance(model, LearnedCodec):
+        if stages is not None:
+            raise NotSupportedError(f"model {model.name!r} is a learned codec: its rate is set by training (lmbda), not --stages")
+        return learned.compress(model, x, run=run, names=names)
     allowed = model.grid_prefixes()
     stages = max(allowed) if stages is None else int(stages)
     if stages not in allowed:
@@ -118,14 +130,19 @@ def compress(model, x, *, stages: int | None = None, chunk: int = CHUNK, run: st
     return container.pack(header, payload)
 
 
-def read_header(blob: bytes, where: str = "input") -> container.Header:
-    return container.unpack(blob, where)[0]
+def read_header(blob: bytes, where: str = "input"):
+    """The header of either kind of ``.aez`` file (``container.Header`` or ``learned.Header``)."""
+    from . import learned
+
+    return (learned.unpack if learned.is_learned(blob) else container.unpack)(blob, where)[0]
 
 
 def decompress_codes(model, blob: bytes, where: str = "input") -> list[torch.Tensor]:
     """The code grids an ``.aez`` file holds, exactly as they were coded: [(N, h_g, w_g) int64]."""
-    from . import coder
+    from . import coder, learned
 
+    if learned.is_learned(blob):
+        raise DataError(f"{where} holds a learned codec's symbols, not code grids: decompress it with aezoo.decompress")
     header, payload = container.unpack(blob, where)
     check_model(model)
     if header.model_hash != fingerprint(model):
@@ -148,12 +165,22 @@ def decompress_codes(model, blob: bytes, where: str = "input") -> list[torch.Ten
 
 def decompress(model, blob: bytes, where: str = "input") -> torch.Tensor:
     """The inputs an ``.aez`` file stands for, as the model decodes its codes: (N, *input_shape) on the CPU."""
+    from ..models.base import LearnedCodec
+    from . import learned
+
+    if learned.is_learned(blob) != isinstance(model, LearnedCodec):
+        kind = "a learned codec's symbols" if learned.is_learned(blob) else "code grids"
+        raise DataError(f"{where} holds {kind}; model {model.name!r} cannot decode it: decompress it with the run that wrote it")
+    if learned.is_learned(blob):
+        return learned.decompress(model, blob, where)
     return decode_grids(model, decompress_codes(model, blob, where))
 
 
 def file_bits(blob: bytes) -> tuple[int, int]:
     """(payload bits, header bits) of an ``.aez`` file."""
-    header, payload = container.unpack(blob)
+    from . import learned
+
+    header, payload = (learned.unpack if learned.is_learned(blob) else container.unpack)(blob)
     return 8 * len(payload), 8 * (len(blob) - len(payload))
 
 

@@ -57,12 +57,37 @@ class Header:
         return b"".join(out)
 
     def _tail(self) -> bytes:
-        name, run = self.model.encode()[:255], self.run.encode()[:65535]
-        out = struct.pack("<B", len(name)) + name + struct.pack("<H", len(run)) + run
-        if self.version >= 2:
-            names = json.dumps(list(self.names)).encode() if self.names else b""
-            out += struct.pack("<I", len(names)) + names
-        return out
+        return pack_tail(self.model, self.run, self.names, with_names=self.version >= 2)
+
+
+def pack_tail(model: str, run: str, names: tuple[str, ...], with_names: bool = True) -> bytes:
+    """The model name, the run folder and (``with_names``) the inputs' names, as both file kinds end
+    their headers (the learned codec's, ``compress/learned.py``, too)."""
+    name, run_b = model.encode()[:255], run.encode()[:65535]
+    out = struct.pack("<B", len(name)) + name + struct.pack("<H", len(run_b)) + run_b
+    if with_names:
+        names_b = json.dumps(list(names)).encode() if names else b""
+        out += struct.pack("<I", len(names_b)) + names_b
+    return out
+
+
+def read_tail(blob: bytes, pos: int, with_names: bool = True) -> tuple[str, str, tuple[str, ...], int]:
+    """(model, run, names, end) read from ``pos``: the inverse of ``pack_tail``; raises struct.error,
+    UnicodeDecodeError or ValueError on a cut or garbled tail."""
+    (n,) = struct.unpack_from("<B", blob, pos)
+    name = blob[pos + 1 : pos + 1 + n].decode()
+    pos += 1 + n
+    (n,) = struct.unpack_from("<H", blob, pos)
+    run = blob[pos + 2 : pos + 2 + n].decode()
+    pos += 2 + n
+    names: tuple[str, ...] = ()
+    if with_names:
+        (n,) = struct.unpack_from("<I", blob, pos)
+        if pos + 4 + n > len(blob):
+            raise struct.error("names past the end")
+        names = tuple(json.loads(blob[pos + 4 : pos + 4 + n])) if n else ()
+        pos += 4 + n
+    return name, run, names, pos
 
 
 def crc32(*arrays: np.ndarray) -> int:
@@ -101,19 +126,7 @@ def unpack(blob: bytes, where: str = "input") -> tuple[Header, bytes]:
         codes_crc, checksum, payload_len = struct.unpack_from("<III", blob, pos)
         pos += 12
         tail_start = pos
-        (n,) = struct.unpack_from("<B", blob, pos)
-        name = blob[pos + 1 : pos + 1 + n].decode()
-        pos += 1 + n
-        (n,) = struct.unpack_from("<H", blob, pos)
-        run = blob[pos + 2 : pos + 2 + n].decode()
-        pos += 2 + n
-        names: tuple[str, ...] = ()
-        if version >= 2:
-            (n,) = struct.unpack_from("<I", blob, pos)
-            if pos + 4 + n > len(blob):
-                raise struct.error("names past the end")
-            names = tuple(json.loads(blob[pos + 4 : pos + 4 + n])) if n else ()
-            pos += 4 + n
+        name, run, names, pos = read_tail(blob, pos, with_names=version >= 2)
     except (struct.error, UnicodeDecodeError, ValueError, TypeError, RecursionError):  # ValueError covers JSONDecodeError
         raise DataError(f"{where}: truncated or corrupt header") from None
     payload = blob[pos:]

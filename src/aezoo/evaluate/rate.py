@@ -1,4 +1,6 @@
-"""Rate and distortion of a discrete-code model as an image codec, beside the codecs people use.
+"""Rate and distortion of a discrete-code model or a learned codec as an image codec, beside the codecs
+people use. (A learned codec has one rate, set by its training lambda: ``codec_point``; its codec
+metrics, ``evaluate/codec.py``, compare it with JPEG and WebP at equal rate in every evaluation.)
 
 For each rate the model supports (``grid_prefixes``: all its grids, or each number of RVQ stages):
 bits per pixel of real ``.aez`` files (header included; ``bpp``), of the prior's NLL (``bpp_nll``, what
@@ -71,9 +73,10 @@ def _roundtrip(img: np.ndarray, fmt: str, quality: int | None) -> tuple[int, np.
     return size, back.reshape(img.shape)
 
 
-def codec_points(x: torch.Tensor, qualities=QUALITIES) -> list[dict[str, Any]]:
-    """PNG, JPEG and WebP on images ``x`` (N, C, H, W) in [0, 1]: one row per codec, quality and
-    layout (single files / one tiled mosaic) with ``bpp`` and ``psnr`` (against ``x``)."""
+def codec_points(x: torch.Tensor, qualities=QUALITIES, avif: bool = False, layouts=("tiled", "single")) -> list[dict[str, Any]]:
+    """PNG, JPEG and WebP (and with ``avif``, AVIF, where Pillow has it) on images ``x`` (N, C, H, W) in
+    [0, 1]: one row per codec, quality and layout (single files / one tiled mosaic) with ``bpp`` and
+    ``psnr`` (against ``x``)."""
     from PIL import features
 
     imgs = _uint8(x)
@@ -83,15 +86,19 @@ def codec_points(x: torch.Tensor, qualities=QUALITIES) -> list[dict[str, Any]]:
     codecs = [("png", "PNG", [None]), ("jpeg", "JPEG", list(qualities))]
     if features.check("webp"):
         codecs.append(("webp", "WEBP", list(qualities)))
+    if avif and features.check("avif"):
+        codecs.append(("avif", "AVIF", list(qualities)))
     rows = []
     mosaic = _tile(imgs)
     for name, fmt, qs in codecs:
         for q in qs:
-            size, back = _roundtrip(mosaic, fmt, q)
             lossy = q is not None  # PNG is lossless: no PSNR
-            rows.append({"codec": name, "quality": q, "layout": "tiled", "bpp": 8 * size / pixels, "psnr": _psnr(_untile(back, n, h, w) / 255.0, ref) if lossy else None})
-            sizes, backs = zip(*(_roundtrip(im, fmt, q) for im in imgs))
-            rows.append({"codec": name, "quality": q, "layout": "single", "bpp": 8 * sum(sizes) / pixels, "psnr": _psnr(np.stack(backs) / 255.0, ref) if lossy else None})
+            if "tiled" in layouts:
+                size, back = _roundtrip(mosaic, fmt, q)
+                rows.append({"codec": name, "quality": q, "layout": "tiled", "bpp": 8 * size / pixels, "psnr": _psnr(_untile(back, n, h, w) / 255.0, ref) if lossy else None})
+            if "single" in layouts:
+                sizes, backs = zip(*(_roundtrip(im, fmt, q) for im in imgs))
+                rows.append({"codec": name, "quality": q, "layout": "single", "bpp": 8 * sum(sizes) / pixels, "psnr": _psnr(np.stack(backs) / 255.0, ref) if lossy else None})
     return rows
 
 
@@ -113,8 +120,11 @@ def model_points(model, x: torch.Tensor) -> list[dict[str, Any]]:
     ``bpp_fixed``, ``psnr``, and encode/decode images per second (one CPU thread, see
     ``compress.coder``)."""
     from ..compress import code_grids, compress, cpu_prior, decode_grids, decompress_codes
+    from ..models.base import LearnedCodec
 
     model.eval()
+    if isinstance(model, LearnedCodec):
+        return [codec_point(model, x)]
     n, pixels = x.shape[0], x.shape[0] * x.shape[-1] * x.shape[-2]
     grids = code_grids(model, x)
     ref = _uint8(x) / 255.0  # the 8-bit images, as the codecs see them
@@ -137,6 +147,24 @@ def model_points(model, x: torch.Tensor) -> list[dict[str, Any]]:
     return rows
 
 
+@torch.no_grad()
+def codec_point(model, x: torch.Tensor) -> dict[str, Any]:
+    """A learned codec's one rate (set by its training lambda): a real file of all of ``x``, its estimate
+    (``bpp_nll``: the entropy model's bits), PSNR, encode/decode images per second."""
+    from ..compress import learned
+
+    n, pixels = x.shape[0], x.shape[0] * x.shape[-1] * x.shape[-2]
+    t0 = time.perf_counter()
+    blob = learned.compress(model, x)
+    t1 = time.perf_counter()
+    header, z, y = learned.decompress_symbols(model, blob)
+    x_hat = learned.decode_images(model, z, y, tuple(x.shape[-2:]))
+    t2 = time.perf_counter()
+    return {"rate": "codec", "psnr": _psnr(_uint8(x_hat.view_as(x)) / 255.0, _uint8(x) / 255.0),
+            "bpp_nll": learned.bits_estimate(model, z, y) / pixels, "bpp": 8 * len(blob) / pixels, "bytes": len(blob),
+            "encode_ips": n / (t1 - t0), "decode_ips": n / (t2 - t1)}
+
+
 def rate_distortion_table(model, x: torch.Tensor, qualities=QUALITIES) -> dict[str, Any]:
     """Both tables on images ``x``: {"n", "model": model_points, "codecs": codec_points}."""
     return {"n": int(x.shape[0]), "model": model_points(model, x), "codecs": codec_points(x, qualities)}
@@ -145,17 +173,18 @@ def rate_distortion_table(model, x: torch.Tensor, qualities=QUALITIES) -> dict[s
 @metric("rate_distortion")
 def rate_distortion_metric(model, data, split, x, y, rate_distortion: int | bool = 0, **_: Any):
     """With ``rate_distortion=N`` (eval's ``--rate-distortion [N]``): ``rd_*`` keys on the first N inputs."""
-    from ..models.base import CodeGridModel
+    from ..models.base import CodeGridModel, LearnedCodec
 
-    if not rate_distortion or not isinstance(model, CodeGridModel) or not is_image_batch(x):
+    if not rate_distortion or not isinstance(model, (CodeGridModel, LearnedCodec)) or not is_image_batch(x):
         return None
     n = EVAL_IMAGES if rate_distortion is True else int(rate_distortion)
     rd = rate_distortion_table(model, x[:n])
     out: dict[str, Any] = {"rd_images": rd["n"]}
     for r in rd["model"]:
+        tag = "codec" if r.get("rate") == "codec" else f"grids{r['grids']}"
         for key in ("bpp", "bpp_nll", "bpp_fixed", "psnr", "encode_ips", "decode_ips"):
             if key in r:
-                out[f"rd_grids{r['grids']}_{key}"] = r[key]
+                out[f"rd_{tag}_{key}"] = r[key]
     for r in rd["codecs"]:
         tag = r["codec"] + ("" if r["quality"] is None else f"_q{r['quality']}") + ("" if r["layout"] == "tiled" else "_single")
         out[f"rd_{tag}_bpp"] = r["bpp"]

@@ -19,7 +19,8 @@ The contract (what the trainer, evaluation, CLI and contract tests rely on):
 Capabilities: what a model can do beyond the contract is declared by subclassing one of the
 capability classes at the end of this file (each lists in ``requires`` the members a model must
 implement) (``LatentVariableModel``, ``ConditionalModel``,
-``CodeGridModel``, ``SequenceModel``, ``DenoisingModel``, ``LinearSubspaceModel``, ``UnitFilterModel``).
+``CodeGridModel``, ``SequenceModel``, ``DenoisingModel``, ``LinearSubspaceModel``, ``UnitFilterModel``,
+``LearnedCodec``).
 Evaluation, figures and commands test ``isinstance(model, Capability)``, never an attribute or a
 name; ``tests/test_contract.py`` checks over the registry that every declared capability is
 implemented. docs/architecture.md lists who reads which.
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from ..nn.corruption import Corruption
     from ..nn.distributions import DiagonalGaussian
 
-__all__ = ["CAPABILITIES", "Autoencoder", "BaseConfig", "Claim", "CodeGridModel", "ConditionalModel", "DenoisingModel",
-           "LatentVariableModel", "LinearSubspaceModel", "ModelConfig", "ModelOutput", "ParamGroup", "SequenceModel",
+__all__ = ["CAPABILITIES", "Autoencoder", "BaseConfig", "Claim", "CodeGridModel", "CodingTables", "ConditionalModel",
+           "DenoisingModel", "LatentVariableModel", "LearnedCodec", "LinearSubspaceModel", "ModelConfig", "ModelOutput", "ParamGroup", "SequenceModel",
            "UnitFilterModel", "capabilities"]
 
 
@@ -296,8 +297,55 @@ class UnitFilterModel(Autoencoder):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class CodingTables:
+    """What a ``LearnedCodec``'s coder needs besides the symbols, as stored numbers (float64 copies of
+    buffers saved with the weights, so both ends of a file use the same bits): ``z_pmf`` (Cz, 2 z_radius + 1)
+    each hyper-latent channel's probabilities of -z_radius..z_radius; ``scale_table`` (L,) the Gaussian
+    scales the scale indices pick; latents minus their means lie in -y_radius..y_radius."""
+
+    z_pmf: Any
+    z_radius: int
+    scale_table: Any
+    y_radius: int
+
+
+class LearnedCodec(Autoencoder):
+    """An image codec learned end to end (nonlinear transform coding): the codes are integers with an
+    entropy model, for images of any size. ``compress`` (``compress/learned.py``), the codec metrics
+    (``evaluate/codec.py``) and the rate-distortion figure read:
+
+    - ``symbols(x) -> (z, y)``: the integers a file holds for images x (B, C, H, W): hyper-latents
+      (B, *zs) and latents minus their means (B, *ys), int64 on the CPU (``symbol_shapes((H, W)) -> (zs, ys)``);
+    - ``entropy_parameters(z, y_size) -> (index, mean)``: each latent's index into ``scale_table`` and
+      its mean (float64, or None), computed from z alone in exact arithmetic: equal on every machine;
+    - ``decode_symbols(z, y, size) -> x_hat``; ``coding_tables() -> CodingTables``;
+    - ``estimated_bits(z, y) -> (B,)``: what the entropy model says the symbols cost."""
+
+    requires: ClassVar[tuple[str, ...]] = ("symbols", "symbol_shapes", "entropy_parameters", "decode_symbols",
+                                           "coding_tables", "estimated_bits")
+
+    def symbols(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def symbol_shapes(self, size: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        raise NotImplementedError
+
+    def entropy_parameters(self, z: torch.Tensor, y_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def decode_symbols(self, z: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def coding_tables(self) -> CodingTables:
+        raise NotImplementedError
+
+    def estimated_bits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
 CAPABILITIES: tuple[type, ...] = (LatentVariableModel, ConditionalModel, CodeGridModel, SequenceModel, DenoisingModel,
-                                  LinearSubspaceModel, UnitFilterModel)
+                                  LinearSubspaceModel, UnitFilterModel, LearnedCodec)
 
 
 def capabilities(model) -> list[str]:

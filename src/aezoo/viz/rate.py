@@ -1,5 +1,5 @@
-"""The rate-distortion figure: a discrete-code model as an image codec (bits per pixel against PSNR at
-each rate it supports) beside PNG, JPEG and WebP on the same test images."""
+"""The rate-distortion figure: a discrete-code model or a learned codec as an image codec (bits per pixel
+against PSNR at each rate it supports) beside PNG, JPEG and WebP on the same test images."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,11 +37,13 @@ def plot_rate_distortion(rd: dict, path: str | Path, title: str = "") -> Path:
         key = "bpp" if all("bpp" in r for r in rows) else "bpp_fixed"
         bpp, psnr = [r[key] for r in rows], [r["psnr"] for r in rows]
         top, low, lowest_bpp = max(top, *psnr), min(low, *psnr), min(lowest_bpp, *bpp)
-        label = f"{name}: .aez files (prior-coded codes)" if key == "bpp" else f"{name}: fixed-length codes (no prior trained)"
+        codec = any(r.get("rate") == "codec" for r in rows)
+        label = (f"{name}: .aez files (learned codec)" if codec else f"{name}: .aez files (prior-coded codes)") if key == "bpp" \
+            else f"{name}: fixed-length codes (no prior trained)"
         ax.plot(bpp, psnr, "-o", color=color, lw=2, ms=6, label=label, zorder=5)
         for r, b, p in zip(rows if len(rows) > 1 else [], bpp, psnr):  # name the rates where there are several
             ax.annotate(f"{r['grids']} grid{'s' if r['grids'] > 1 else ''}", (b, p), textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
-        if key == "bpp":
+        if key == "bpp" and all("bpp_fixed" in r for r in rows):
             ax.plot([r["bpp_fixed"] for r in rows], psnr, "--", color=color, alpha=0.4, marker=".", label=f"{name}: fixed-length codes (cells x log2 K)")
     for r in rd["codecs"]:
         if r["codec"] == "png":
@@ -67,15 +69,18 @@ def plot_rate_distortion(rd: dict, path: str | Path, title: str = "") -> Path:
 @torch.no_grad()
 def rate_distortion(model, data, run_dir, out_path, n: int = FIGURE_IMAGES):
     from ..evaluate.rate import is_image_batch, rate_distortion_table
-    from ..models.base import CodeGridModel
+    from ..models.base import CodeGridModel, LearnedCodec
 
     split = data.test if data.test is not None else data.train
-    if not isinstance(model, CodeGridModel) or not is_image_batch(split.x[:1]):
+    if not isinstance(model, (CodeGridModel, LearnedCodec)) or not is_image_batch(split.x[:1]):
         return None
     rd = rate_distortion_table(model, split.x[:n])
     plot_rate_distortion(rd, out_path, f"{model.name} on {data.name}: rate-distortion on the first {rd['n']} test images")
     best = rd["model"][-1]
-    if "bpp" in best:
+    if best.get("rate") == "codec":
+        what = (f"The learned codec's .aez file takes {best['bpp']:.3f} bits per pixel (its entropy model estimates {best['bpp_nll']:.3f}) "
+                f"for {best['psnr']:.1f} dB; its rate is set by training (lmbda={model.config.lmbda:g}): other lambdas give other points.")
+    elif "bpp" in best:
         what = (f"At {best['grids']} code grid(s) the .aez files take {best['bpp']:.3f} bits per pixel (prior NLL {best['bpp_nll']:.3f}, "
                 f"fixed-length codes {best['bpp_fixed']:.3f}) for {best['psnr']:.1f} dB.")
     else:
