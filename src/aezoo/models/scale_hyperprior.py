@@ -132,9 +132,10 @@ class ScaleHyperprior(LearnedCodec):
     def hyper_synthesis(self, z: torch.Tensor, y_size: tuple[int, int]):
         """Training view of h_s: z (noisy or integer) -> (scale index (float, straight-through), mean or None)."""
         a1, a2, out = self.h_s
-        a = qrelu(a1(z, size=sizes(*y_size, 2)[1]))
-        a = qrelu(a2(a, size=y_size))
-        index, mean = self._split(out(a))
+        with torch.autocast(z.device.type, enabled=False):  # the grids need fp32 (bf16 holds 8 bits of mantissa)
+            a = qrelu(a1(z.float(), size=sizes(*y_size, 2)[1]))
+            a = qrelu(a2(a, size=y_size))
+            index, mean = self._split(out(a))
         index = inward_clamp(ste_round(index), 0, SCALES - 1)
         if mean is not None:
             mean = ste_round(mean * 2**ACT_BITS) / 2**ACT_BITS

@@ -101,7 +101,8 @@ class EntropyBottleneck(nn.Module):
         """P(z) of each value of z (B, C, h, w) (noisy or integer), elementwise, in fp32."""
         b, c = z.shape[:2]
         v = z.float().transpose(0, 1).reshape(c, 1, -1)  # (C, 1, B*h*w)
-        lower, upper = self.logits_cdf(v - 0.5), self.logits_cdf(v + 0.5)
+        with torch.autocast(z.device.type, enabled=False):  # a density in fp32 under --amp, as nn/distributions
+            lower, upper = self.logits_cdf(v - 0.5), self.logits_cdf(v + 0.5)
         sign = -torch.sign(lower + upper).detach()  # evaluate on the side where the sigmoid is not saturated
         p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
         return p.clamp_min(LIKELIHOOD_MIN).reshape(c, b, *z.shape[2:]).transpose(0, 1)
@@ -112,6 +113,7 @@ class EntropyBottleneck(nn.Module):
         tails folded into the two ends (values beyond are coded as the end: ``clamp`` before coding)."""
         c = self.matrices[0].shape[0]
         edges = torch.arange(-radius - 0.5, radius + 1.0, 1.0, dtype=torch.float64, device=self.matrices[0].device)
-        cdf = torch.sigmoid(self.logits_cdf(edges.expand(c, 1, -1).contiguous())).squeeze(1)  # (C, 2r+2)
+        with torch.autocast(edges.device.type, enabled=False):
+            cdf = torch.sigmoid(self.logits_cdf(edges.expand(c, 1, -1).contiguous())).squeeze(1)  # (C, 2r+2)
         cdf[:, 0], cdf[:, -1] = 0.0, 1.0
         return (cdf[:, 1:] - cdf[:, :-1]).clamp_min(0).cpu()
