@@ -387,3 +387,21 @@ def test_the_server_socket_is_tcp_so_responses_are_not_delayed():
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_codec_panel_shows_the_file_its_bits_and_the_codecs():
+    """A learned codec (issue 25) gets the compression panel, by its declared capability only."""
+    data = aezoo.data.from_arrays(torch.rand(20, 1, 16, 16), torch.arange(20) % 2)
+    model = aezoo.create("scale_hyperprior", input_shape=(1, 16, 16), latent_dim=8, channels=8)
+    c = TestClient(create_app(Explorer(model, data)), base_url=LOCAL)
+    info = c.get("/api/info").json()
+    assert info["panels"]["codec"] and not info["panels"]["codebook"]
+    r = c.get("/api/codec/3").json()
+    assert r["bytes"] > r["payload_bytes"] > 0 and r["bpp"] == pytest.approx(8 * r["bytes"] / 256)
+    assert r["bits_y"] > 0 and r["bits_z"] >= 0 and r["bit_map_max"] > 0
+    assert [x["codec"] for x in r["codecs"]] == ["jpeg", "webp"] and all(x["bytes"] >= r["payload_bytes"] or x["quality"] == 100 for x in r["codecs"])
+    for key in ("input", "decoded", "bit_map"):
+        assert png_bytes(r[key])
+    assert c.get("/api/codec/99").status_code in (400, 404)
+    vae = TestClient(create_app(Explorer(aezoo.create("vae", input_shape=(1, 16, 16), latent_dim=2, hidden=(8,)), data)), base_url=LOCAL)
+    assert not vae.get("/api/info").json()["panels"]["codec"] and vae.get("/api/codec/0").status_code == 400

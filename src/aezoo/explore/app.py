@@ -153,6 +153,10 @@ def create_app(explorer: Explorer, access: Access | None = None) -> FastAPI:
     def rollout(i: int, observe: int = 1, predict: int = Query(4, ge=1, le=MAX_STEPS), samples: int = Query(1, ge=1, le=4)):
         return ex.rollout(i, observe, predict, samples)
 
+    @app.get("/api/codec/{i}")
+    def codec(i: int):
+        return ex.codec(i)
+
     @app.get("/api/denoise/{i}")
     def denoise(i: int, level: float, seed: int = Query(0, ge=0, le=2**31 - 1)):
         return ex.denoise(i, level, seed)

@@ -42,12 +42,13 @@ class Panels:
     prior: bool = False  # ... with a trained prior to sample from
     rollout: bool = False  # a sequence model: roll the pinned sequence forward
     corruption: bool = False  # trained to undo a corruption: the noisy/denoised pair
+    codec: bool = False  # a learned image codec: the pinned image as a file, its bits, beside JPEG and WebP
     sample: bool = False  # draws from its prior
 
 
 def panels_for(model) -> Panels:
     """The one place that asks what the model can do: the capabilities ``models/base.py`` declares."""
-    from ..models.base import CodeGridModel, ConditionalModel, DenoisingModel, LatentVariableModel, SequenceModel
+    from ..models.base import CodeGridModel, ConditionalModel, DenoisingModel, LatentVariableModel, LearnedCodec, SequenceModel
 
     discrete = isinstance(model, CodeGridModel)
     has_prior = discrete and model.prior is not None
@@ -58,6 +59,7 @@ def panels_for(model) -> Panels:
         prior=has_prior,
         rollout=isinstance(model, SequenceModel),
         corruption=isinstance(model, DenoisingModel),
+        codec=isinstance(model, LearnedCodec),
         sample=bool(model.generative) and (not discrete or has_prior),
     )
 
@@ -89,6 +91,22 @@ def png(x: torch.Tensor) -> str:
 
     buf = io.BytesIO()
     Image.fromarray(to_uint8(x)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def heat_map(values: torch.Tensor, size: tuple[int, int]) -> str:
+    """A (h, w) map of non-negative values -> a PNG of ``size`` (nearest upsampling), dark to bright
+    (matplotlib's magma) from 0 to the map's maximum."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    v = values.double()
+    v = (v / v.max()).nan_to_num(0.0) if float(v.max()) > 0 else v
+    rows = (torch.arange(size[0]) * v.shape[0] // size[0]).tolist()
+    cols = (torch.arange(size[1]) * v.shape[1] // size[1]).tolist()
+    a = (colormaps["magma"](v[rows][:, cols].numpy())[..., :3] * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -407,6 +425,43 @@ class Explorer:
             r = self.model.rollout(self.x[i : i + 1, :observe].to(self.device), predict, 1, samples).cpu()  # (S, 1, N, *frame)
         return {"observed": png(self.x[i, :observe]), "truth": png(self.x[i, observe : observe + predict]) if observe < T else None,
                 "rollouts": [png(r[s, 0]) for s in range(samples)]}
+
+    def codec(self, i: int) -> dict[str, Any]:
+        """The pinned image as a learned codec's .aez file of its own: what it decodes to, its bytes and
+        bits per pixel, where the bits go (each latent position's bits, summed over channels, as a heat
+        map over the image), and JPEG and WebP of the same image at the smallest quality not below the
+        file's payload, with their PSNR: who wins on this image (issue 25)."""
+        from ..compress import learned
+        from ..evaluate.rate import _psnr, _roundtrip, _uint8
+        from ..nn.entropy import gaussian_likelihood
+
+        self._need("codec", "learned image codec")
+        i = self.item(i)
+        x = self.x[i : i + 1]
+        if not (x.dim() == 4 and x.shape[1] in (1, 3)):
+            raise NotSupportedError("the compression panel needs images (C, H, W) with 1 or 3 channels")
+        with self.lock, torch.no_grad():
+            blob = learned.compress(self.model, x)
+            x_hat = learned.decompress(self.model, blob)
+            z, y = learned.symbols(self.model, x)
+            index, _ = self.model.entropy_parameters(z, tuple(y.shape[-2:]))
+        sigma = torch.from_numpy(self.model.coding_tables().scale_table)[index]
+        bits = -torch.log2(gaussian_likelihood(y.double(), sigma).double())[0].sum(0)  # (hy, wy): bits per latent position
+        payload = len(learned.unpack(blob)[1])
+        h, w = x.shape[-2:]
+        ref = _uint8(x)[0]
+        out = {"input": png(x[0]), "decoded": png(x_hat[0]), "bytes": len(blob), "payload_bytes": payload,
+               "bpp": 8 * len(blob) / (h * w), "psnr": _psnr(_uint8(x_hat)[0] / 255.0, ref / 255.0),
+               "bits_y": float(bits.sum()), "bits_z": float(self.model.estimated_bits(z, y)[0] - bits.sum()),
+               "bit_map": heat_map(bits, (h, w)), "bit_map_max": float(bits.max()), "codecs": []}
+        for name, fmt in (("jpeg", "JPEG"), ("webp", "WEBP")):
+            for q in range(1, 101):  # the smallest quality whose file is at least the payload
+                size, back = _roundtrip(ref, fmt, q)
+                if size >= payload or q == 100:
+                    out["codecs"].append({"codec": name, "quality": q, "bytes": size, "bpp": 8 * size / (h * w),
+                                          "psnr": _psnr(back / 255.0, ref / 255.0), "image": png(torch.from_numpy(back.copy()).permute(2, 0, 1).float() / 255)})
+                    break
+        return out
 
     def denoise(self, i: int, level: float, seed: int = 0) -> dict[str, Any]:
         """The pinned item corrupted by the model's own kind of corruption at ``level``, and its reconstruction."""

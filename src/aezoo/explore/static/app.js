@@ -260,6 +260,10 @@
         el("button", {id: "roll", type: "button"}, "roll out"), el("div", {id: "rollout-out"})));
       $("roll").addEventListener("click", rollout);
     }
+    if (p.codec) {
+      box.append(card("codec-card", "Compression of the pinned image (one .aez file)",
+        el("div", {id: "codec-out", class: "row"}), el("p", {id: "codec-text"}, "")));
+    }
     if (p.corruption) {
       box.append(card("denoise-card", `Denoising: ${S.info.corruption.kind} noise (trained at ${S.info.corruption.level})`,
         el("label", {}, "corruption ", el("input", {id: "level", type: "range", min: 0, max: S.info.corruption.max, step: S.info.corruption.max / 100, value: S.info.corruption.level}), el("output", {id: "level-out"}, "")),
@@ -307,6 +311,16 @@
       for (const g of r.grids) box.append(el("figure", {}, el("img", {src: g.image, class: "px big", alt: `codes ${g.name}`}), el("figcaption", {}, g.name)));
     }).catch(report);
     if (p.corruption) denoise();
+    if (p.codec) api(`/api/codec/${i}`).then((r) => {
+      const fig = (src, caption) => el("figure", {}, el("img", {src, class: "px big", alt: caption}), el("figcaption", {}, caption));
+      const box = $("codec-out"); box.replaceChildren(
+        fig(r.input, "input"), fig(r.decoded, `.aez: ${r.bytes} B, ${r.psnr.toFixed(2)} dB`),
+        fig(r.bit_map, `bits per latent position (0 to ${r.bit_map_max.toFixed(1)})`),
+        ...r.codecs.map((c) => fig(c.image, `${c.codec.toUpperCase()} q${c.quality}: ${c.bytes} B, ${c.psnr.toFixed(2)} dB`)));
+      $("codec-text").textContent = `${r.bpp.toFixed(3)} bits per pixel with the header (payload ${r.payload_bytes} B: ` +
+        `${r.bits_y.toFixed(0)} bits of latents, ${r.bits_z.toFixed(0)} of hyper-latents, as the model estimates); ` +
+        `JPEG and WebP at the smallest quality not below the payload.`;
+    }).catch(report);
   }
 
   // --- start ----------------------------------------------------------------------------------------
