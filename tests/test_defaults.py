@@ -268,6 +268,18 @@ def test_cv_ae_ex_post_density_beats_one_gaussian(digits):
     assert out["expost_code_nll"] < out["gaussian_code_nll"], out
 
 
+@pytest.mark.slow
+def test_scale_hyperprior_is_a_codec_at_its_defaults(digits):
+    """Issue 25, as `aezoo train scale_hyperprior --data digits` builds and trains it (2,000 steps by its
+    min_steps, ~3 minutes): its files cost what it estimates, and it beats JPEG at the file's rate (one
+    mosaic of the same test images). WebP is not beaten on the 8x8 digits (-3.0 dB measured): the
+    WebP half of the claim is Fashion-MNIST's benchmark row, not asserted here."""
+    m = train_as_cli("scale_hyperprior", digits)
+    out = evaluate(m, digits, "test", iw_samples=0)
+    assert abs(out["payload_over_estimate"] - 1) < 0.01 and out["bpp_file"] < 1.02 * out["bpp"], out
+    assert out["psnr_gain_vs_jpeg"] > 0, out
+
+
 # --- slow: Fashion-MNIST at the default budget ----------------------------------------------------
 @pytest.mark.slow
 @needs_fashion

@@ -38,7 +38,6 @@ Z_RADIUS = 63  # hyper-latents are coded in -63..63
 Y_RADIUS = 1023  # latents (minus their mean) in -1023..1023
 SCALES = 64  # entries of the scale table
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
-INIT_SPREAD = 2.0  # std of y and z on the training data when training starts (``on_fit_start``)
 # CompressAI's lambdas for its qualities 1..8 (MSE): the named qualities of docs/models.md
 QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
@@ -191,25 +190,6 @@ class ScaleHyperprior(LearnedCodec):
         """The coder's table of p(z), from the entropy bottleneck's current weights (kept as a buffer, so
         that a file decodes with exactly the numbers it was written with)."""
         self.z_table.copy_(self.entropy_bottleneck.table(Z_RADIUS).to(self.z_table))
-
-    @torch.no_grad()
-    def on_fit_start(self, x: torch.Tensor) -> None:
-        """Data-dependent scale (a choice of ours, as weight normalisation's init, Salimans & Kingma 2016):
-        at PyTorch's default init y's spread is ~0.03 and z's ~0.01, far inside one quantisation step, so
-        nothing passes the noise until the weights have grown 30-100x (hundreds of steps on a CPU budget).
-        The last layers of g_a and h_a are rescaled so that y and z start at the spread ``INIT_SPREAD`` on
-        the training data, and g_s's first layer takes the inverse scale, so x_hat is unchanged."""
-        x = x[:1024]
-        y = self.analysis(x)
-        s = INIT_SPREAD / float(y.std().clamp_min(1e-8))
-        self.g_a[-1].weight.mul_(s)
-        self.g_a[-1].bias.mul_(s)
-        self.g_s[0].weight.div_(s)
-        z = self.hyper_analysis(self.analysis(x))
-        t = INIT_SPREAD / float(z.std().clamp_min(1e-8))
-        self.h_a[-1].weight.mul_(t)
-        self.h_a[-1].bias.mul_(t)
-        self.refresh_tables()
 
     def on_step(self, step: int, total_steps: int) -> None:
         self.refresh_tables()
