@@ -37,6 +37,7 @@ from .base import BaseConfig, Claim, CodingTables, LearnedCodec, ModelOutput
 Z_RADIUS = 63  # hyper-latents are coded in -63..63
 Y_RADIUS = 1023  # latents (minus their mean) in -1023..1023
 SCALES = 64  # entries of the scale table
+CODER_FLOOR = 2.0**-24  # the least probability the range coder gives a symbol (24-bit leaky quantisation)
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
 # CompressAI's lambdas for its qualities 1..8 (MSE): the named qualities of docs/models.md
 QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -235,12 +236,14 @@ class ScaleHyperprior(LearnedCodec):
     # --- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
     def estimated_bits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(B,) bits the entropy model gives symbols (z, y), with the coder's own tables."""
+        """(B,) bits the entropy model gives symbols (z, y), with the coder's own tables and its floor: the
+        range coder gives every symbol at least 2**-24 (constriction's leaky quantisation), so an outlier
+        the Gaussian calls near-impossible costs 24 bits in the file, not the 30 of LIKELIHOOD_MIN."""
         tables = self.coding_tables()
         index, _ = self.entropy_parameters(z, tuple(y.shape[-2:]))
         sigma = torch.from_numpy(tables.scale_table)[index]
-        bits_y = -torch.log2(gaussian_likelihood(y.double(), sigma).double()).flatten(1).sum(1)
-        pz = torch.from_numpy(tables.z_pmf).clamp_min(2.0**-24)  # (N, K)
+        bits_y = -torch.log2(gaussian_likelihood(y.double(), sigma).double().clamp_min(CODER_FLOOR)).flatten(1).sum(1)
+        pz = torch.from_numpy(tables.z_pmf).clamp_min(CODER_FLOOR)  # (N, K)
         zi = (z + Z_RADIUS).permute(1, 0, 2, 3).reshape(z.shape[1], -1)  # (N, B*hz*wz)
         bits_z = -torch.log2(pz.gather(1, zi)).reshape(z.shape[1], z.shape[0], -1).sum((0, 2))
         return bits_y + bits_z
