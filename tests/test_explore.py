@@ -302,13 +302,16 @@ def test_td_vae_rollouts():
 
 def test_every_registered_model_can_be_explored():
     """Every member at its tiny config gets its panels, a map, a pin, a slider decode and an interpolation."""
-    from aezoo.models.base import CodeGridModel
+    from aezoo.models.base import CodeGridModel, LearnedCodec
     from aezoo.registry import get
 
+    codecs = []
     for name in aezoo.list_models():
         model = aezoo.create(name, **get(name).tiny)
         p = panels_for(model)
         assert p.classes == model.needs_labels and p.codebook == isinstance(model, CodeGridModel), name
+        assert p.codec == isinstance(model, LearnedCodec), name
+        codecs += [name] * p.codec
         x = torch.rand(12, *model.config.input_shape)
         ex = Explorer(model, aezoo.data.from_arrays(x, torch.arange(12) % 3), max_points=12)
         info = ex.info()
@@ -316,6 +319,7 @@ def test_every_registered_model_can_be_explored():
         pin = ex.pin(0, 3)
         assert len(pin["neighbours"]) == 3 and len(ex.decode([pin["code"]], 0 if p.classes else None)) == 1, name
         assert len(ex.interpolate(0, 1, 3)) == 3, name
+    assert "scale_hyperprior" in codecs  # it declares the capability: the panel check above is not vacuous
 
 
 def test_explorer_rejects_bad_setups():
@@ -389,19 +393,75 @@ def test_the_server_socket_is_tcp_so_responses_are_not_delayed():
         sock.close()
 
 
-def test_codec_panel_shows_the_file_its_bits_and_the_codecs():
-    """A learned codec (issue 25) gets the compression panel, by its declared capability only."""
-    data = aezoo.data.from_arrays(torch.rand(20, 1, 16, 16), torch.arange(20) % 2)
-    model = aezoo.create("scale_hyperprior", input_shape=(1, 16, 16), latent_dim=8, channels=8)
-    c = TestClient(create_app(Explorer(model, data)), base_url=LOCAL)
+@pytest.fixture(scope="module")
+def codec():
+    """An untrained scale hyperprior (issue 25) over noise images, a few of them black."""
+    torch.manual_seed(0)
+    x = torch.rand(20, 1, 8, 8)
+    x[::4] = 0
+    model = aezoo.create("scale_hyperprior", input_shape=(1, 8, 8), latent_dim=8, channels=8)
+    ex = Explorer(model, aezoo.data.from_arrays(x))
+    return ex, TestClient(create_app(ex), base_url=LOCAL)
+
+
+def test_codec_panel_is_the_pinned_images_own_file(codec):
+    """The compression panel shows a real .aez file of the one image: its bytes, what it decodes to, and
+    bits per latent that add up to the model's estimate of the payload."""
+    from PIL import Image, features
+    import io
+
+    from aezoo.compress import learned
+    from aezoo.explore.session import png
+
+    ex, c = codec
     info = c.get("/api/info").json()
-    assert info["panels"]["codec"] and not info["panels"]["codebook"]
-    r = c.get("/api/codec/3").json()
-    assert r["bytes"] > r["payload_bytes"] > 0 and r["bpp"] == pytest.approx(8 * r["bytes"] / 256)
-    assert r["bits_y"] > 0 and r["bits_z"] >= 0 and r["bit_map_max"] > 0
-    assert [x["codec"] for x in r["codecs"]] == ["jpeg", "webp"] and all(x["bytes"] >= r["payload_bytes"] or x["quality"] == 100 for x in r["codecs"])
-    for key in ("input", "decoded", "bit_map"):
-        assert png_bytes(r[key])
-    assert c.get("/api/codec/99").status_code in (400, 404)
-    vae = TestClient(create_app(Explorer(aezoo.create("vae", input_shape=(1, 16, 16), latent_dim=2, hidden=(8,)), data)), base_url=LOCAL)
-    assert not vae.get("/api/info").json()["panels"]["codec"] and vae.get("/api/codec/0").status_code == 400
+    assert info["panels"]["codec"] and not info["panels"]["codebook"] and not info["panels"]["sample"]
+    i = int((ex.x.flatten(1).amax(1) > 0).nonzero()[0])  # a noise image
+    r = c.get(f"/api/codec/{i}").json()
+    x = ex.x[i : i + 1]
+    blob = learned.compress(ex.model, x)
+    assert r["bytes"] == len(blob) and 0 < r["payload_bytes"] == len(learned.unpack(blob)[1]) < r["bytes"]
+    assert r["bpp"] == pytest.approx(8 * len(blob) / 64) and r["payload_bpp"] == pytest.approx(8 * r["payload_bytes"] / 64)
+    assert png_bytes(r["input"]) == png_bytes(png(x[0]))
+    assert png_bytes(r["decoded"]) == png_bytes(png(learned.decompress(ex.model, blob)[0]))  # what the file decodes to
+    assert r["bits_y"] + r["bits_z"] == pytest.approx(float(ex.model.estimated_bits(*learned.symbols(ex.model, x))[0]))
+    assert 0 < r["bit_map_max"] <= r["bits_y"] and r["bits_z"] > 0
+    with Image.open(io.BytesIO(png_bytes(r["bit_map"]))) as im:
+        assert im.size == (8, 8)  # the latents' map, upsampled to the image
+    assert [row["codec"] for row in r["codecs"]] == ["jpeg", "webp"][: 1 + features.check("webp")]
+    for row in r["codecs"]:  # an 8x8 JPEG is over 300 bytes at quality 1: more than the whole .aez file
+        assert row["quality"] == 1 and row["bytes"] >= r["payload_bytes"] and png_bytes(row["image"])
+
+
+def test_codec_panel_compares_at_the_nearest_size_not_below():
+    from aezoo.evaluate.rate import _roundtrip
+    from aezoo.explore.session import at_size
+
+    torch.manual_seed(0)
+    img = (torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4), size=(32, 32), mode="bicubic").clamp(0, 1) * 255)
+    img = img.round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    size = lambda q: _roundtrip(img, "JPEG", q)[0]  # noqa: E731
+    for target in (size(40) - 1, size(70), size(90) + 3):
+        row = at_size(img, "JPEG", target)
+        assert row["bytes"] == size(row["quality"]) >= target > size(row["quality"] - 1), target
+    assert at_size(img, "JPEG", 1)["quality"] == 1
+    best = at_size(img, "JPEG", 10**6)
+    assert best["quality"] == 100 and best["bytes"] < 10**6
+
+
+def test_codec_panel_of_an_exact_copy_and_bad_requests(codec):
+    ex, c = codec
+    black = int((ex.x.flatten(1).amax(1) == 0).nonzero()[0])
+    r = c.get(f"/api/codec/{black}")
+    assert r.status_code == 200  # WebP copies a black image exactly: an infinite PSNR is sent as null, not a 500
+    assert all(row["psnr"] is None or row["psnr"] > 0 for row in r.json()["codecs"])
+    n = ex.x.shape[0]
+    for i in (n, -1):
+        r = c.get(f"/api/codec/{i}")
+        assert r.status_code == 404 and r.json()["detail"] == f"item {i} does not exist: the map has items 0..{n - 1}"
+    assert c.get("/api/codec/one").status_code == 422
+    data = aezoo.data.from_arrays(torch.rand(20, 1, 8, 8))
+    vae = TestClient(create_app(Explorer(aezoo.create("vae", input_shape=(1, 8, 8), latent_dim=2, hidden=(8,)), data)), base_url=LOCAL)
+    r = vae.get("/api/codec/0")
+    assert not vae.get("/api/info").json()["panels"]["codec"]
+    assert r.status_code == 400 and r.json()["detail"] == "model 'vae' has no learned image codec"

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
+from ..nn.entropy import CODER_PRECISION
 
 MAGIC = b"AEZC"
 VERSION = 2
 READS = (1, 2)  # versions this aezoo reads
-PRECISION = 24  # bits of the range coder's fixed-point probabilities (constriction's default for the queue coder)
+PRECISION = CODER_PRECISION  # bits of the range coder's fixed-point probabilities (constriction's default for the queue coder)
 SLACK_BITS = 64  # what a range coder's flush may add beyond the codes' information
 _FIXED = struct.Struct("<4sB8sIHB")  # magic, version, hash, count, chunk, grids
 

@@ -85,43 +85,63 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (a * 255).round().astype(np.uint8)
 
 
-def png(x: torch.Tensor) -> str:
-    """One item -> a data: URL of its PNG (uncompressed deflate level 1: a 28x28 picture is ~0.1 ms)."""
+def data_url(a: np.ndarray) -> str:
+    """An (H, W) or (H, W, 3|4) uint8 array -> a data: URL of its PNG (deflate level 1: a 28x28 picture is ~0.1 ms)."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(x)).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(a).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def png(x: torch.Tensor) -> str:
+    """One item -> a data: URL of its PNG."""
+    return data_url(to_uint8(x))
 
 
 def heat_map(values: torch.Tensor, size: tuple[int, int]) -> str:
     """A (h, w) map of non-negative values -> a PNG of ``size`` (nearest upsampling), dark to bright
     (matplotlib's magma) from 0 to the map's maximum."""
     from matplotlib import colormaps
-    from PIL import Image
 
     v = values.double()
     v = (v / v.max()).nan_to_num(0.0) if float(v.max()) > 0 else v
     rows = (torch.arange(size[0]) * v.shape[0] // size[0]).tolist()
     cols = (torch.arange(size[1]) * v.shape[1] // size[1]).tolist()
-    a = (colormaps["magma"](v[rows][:, cols].numpy())[..., :3] * 255).round().astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return data_url((colormaps["magma"](v[rows][:, cols].numpy())[..., :3] * 255).round().astype(np.uint8))
 
 
 def colour_codes(grid: torch.Tensor, num_codes: int) -> str:
     """A (h, w) grid of code indices -> a PNG with one hue per code (golden-angle hues: neighbours in
     index differ in colour)."""
     from matplotlib.colors import hsv_to_rgb
-    from PIL import Image
 
     hue = (np.arange(num_codes) * 0.618034) % 1.0
     table = hsv_to_rgb(np.stack([hue, np.full(num_codes, 0.65), np.full(num_codes, 0.95)], 1))  # (K, 3)
-    a = (table[grid.long().cpu().numpy()] * 255).round().astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return data_url((table[grid.long().cpu().numpy()] * 255).round().astype(np.uint8))
+
+
+def finite(v: float) -> float | None:
+    """JSON has no infinity: an exact copy's PSNR (inf) is sent as null."""
+    return v if math.isfinite(v) else None
+
+
+def at_size(img: np.ndarray, fmt: str, target: int) -> dict[str, Any]:
+    """``img`` (H, W, C) uint8 as a ``fmt`` (JPEG, WEBP) file at the lowest quality whose file has at least
+    ``target`` bytes, found by bisection over 1..100: the quality below gives a smaller file (sizes grow
+    with quality, up to a few bytes of noise, so this is the nearest size not below ``target``); quality
+    100 when no file is that large. Seven encodes, not a hundred: WebP takes ~20 ms a quality at 512x512."""
+    from ..evaluate.rate import _psnr, _roundtrip
+
+    lo, hi, tried = 0, 100, {}  # the file at lo is smaller than target (0: no file), the one at hi is not (or hi = 100)
+    while hi - lo > 1:
+        q = (lo + hi) // 2
+        tried[q] = _roundtrip(img, fmt, q)
+        lo, hi = (lo, q) if tried[q][0] >= target else (q, hi)
+    size, back = tried[hi] if hi in tried else _roundtrip(img, fmt, hi)
+    h, w = img.shape[:2]
+    return {"quality": hi, "bytes": size, "bpp": 8 * size / (h * w), "psnr": finite(_psnr(back / 255.0, img / 255.0)),
+            "image": data_url(back[..., 0] if back.shape[-1] == 1 else back)}
 
 
 # --- the 2-D map ---------------------------------------------------------------------------------------
@@ -427,41 +447,42 @@ class Explorer:
                 "rollouts": [png(r[s, 0]) for s in range(samples)]}
 
     def codec(self, i: int) -> dict[str, Any]:
-        """The pinned image as a learned codec's .aez file of its own: what it decodes to, its bytes and
-        bits per pixel, where the bits go (each latent position's bits, summed over channels, as a heat
-        map over the image), and JPEG and WebP of the same image at the smallest quality not below the
-        file's payload, with their PSNR: who wins on this image (issue 25)."""
+        """The pinned image as a learned codec's .aez file of its own (issue 25): what the file decodes
+        to, its bytes and bits per pixel (header included, and the payload alone), where the bits go
+        (each latent position's bits, summed over channels, as a heat map over the image), and JPEG and
+        WebP of the same image at the nearest size not below the payload, with their PSNR: who wins."""
+        from PIL import features
+
         from ..compress import learned
-        from ..evaluate.rate import _psnr, _roundtrip, _uint8
-        from ..nn.entropy import gaussian_likelihood
+        from ..evaluate.rate import _psnr, _uint8, is_image_batch
+        from ..nn.entropy import CODER_FLOOR, gaussian_likelihood
 
         self._need("codec", "learned image codec")
         i = self.item(i)
-        x = self.x[i : i + 1]
-        if not (x.dim() == 4 and x.shape[1] in (1, 3)):
-            raise NotSupportedError("the compression panel needs images (C, H, W) with 1 or 3 channels")
+        x = self.x[i : i + 1]  # (1, C, H, W)
+        if not is_image_batch(x):
+            raise NotSupportedError("the compression panel needs images (C, H, W) of 1 or 3 channels, at least 2x2")
         with self.lock, torch.no_grad():
             blob = learned.compress(self.model, x)
-            x_hat = learned.decompress(self.model, blob)
-            z, y = learned.symbols(self.model, x)
+            x_hat = learned.decompress(self.model, blob)  # what `aezoo decompress` writes
+            z, y = learned.symbols(self.model, x)  # (1, N, hz, wz), (1, M, hy, wy)
             index, _ = self.model.entropy_parameters(z, tuple(y.shape[-2:]))
-        sigma = torch.from_numpy(self.model.coding_tables().scale_table)[index]
-        bits = -torch.log2(gaussian_likelihood(y.double(), sigma).double())[0].sum(0)  # (hy, wy): bits per latent position
+            tables = self.model.coding_tables()
+        # each symbol's bits under the coder's own tables, floored as the range coder floors them (leaky
+        # quantisation), so they add up to what the model estimates the payload costs
+        floor = CODER_FLOOR
+        sigma = torch.from_numpy(tables.scale_table)[index]
+        bits = -torch.log2(gaussian_likelihood(y.double(), sigma).double().clamp_min(floor))[0].sum(0)  # (hy, wy)
+        pz = torch.from_numpy(tables.z_pmf).clamp_min(floor)  # (N, 2 z_radius + 1)
+        bits_z = -torch.log2(pz.gather(1, (z[0] + tables.z_radius).flatten(1))).sum()
         payload = len(learned.unpack(blob)[1])
         h, w = x.shape[-2:]
-        ref = _uint8(x)[0]
-        out = {"input": png(x[0]), "decoded": png(x_hat[0]), "bytes": len(blob), "payload_bytes": payload,
-               "bpp": 8 * len(blob) / (h * w), "psnr": _psnr(_uint8(x_hat)[0] / 255.0, ref / 255.0),
-               "bits_y": float(bits.sum()), "bits_z": float(self.model.estimated_bits(z, y)[0] - bits.sum()),
-               "bit_map": heat_map(bits, (h, w)), "bit_map_max": float(bits.max()), "codecs": []}
-        for name, fmt in (("jpeg", "JPEG"), ("webp", "WEBP")):
-            for q in range(1, 101):  # the smallest quality whose file is at least the payload
-                size, back = _roundtrip(ref, fmt, q)
-                if size >= payload or q == 100:
-                    out["codecs"].append({"codec": name, "quality": q, "bytes": size, "bpp": 8 * size / (h * w),
-                                          "psnr": _psnr(back / 255.0, ref / 255.0), "image": png(torch.from_numpy(back.copy()).permute(2, 0, 1).float() / 255)})
-                    break
-        return out
+        ref = _uint8(x)[0]  # (H, W, C): the 8-bit image JPEG and WebP get
+        formats = [("jpeg", "JPEG")] + ([("webp", "WEBP")] if features.check("webp") else [])
+        return {"input": png(x[0]), "decoded": png(x_hat[0]), "psnr": finite(_psnr(_uint8(x_hat)[0] / 255.0, ref / 255.0)),
+                "bytes": len(blob), "bpp": 8 * len(blob) / (h * w), "payload_bytes": payload, "payload_bpp": 8 * payload / (h * w),
+                "bits_y": float(bits.sum()), "bits_z": float(bits_z), "bit_map": heat_map(bits, (h, w)), "bit_map_max": float(bits.max()),
+                "codecs": [{"codec": name, **at_size(ref, fmt, payload)} for name, fmt in formats]}
 
     def denoise(self, i: int, level: float, seed: int = 0) -> dict[str, Any]:
         """The pinned item corrupted by the model's own kind of corruption at ``level``, and its reconstruction."""

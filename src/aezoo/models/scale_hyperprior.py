@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check
-from ..nn.entropy import EntropyBottleneck, gaussian_likelihood, inward_clamp, noisy, ste_round
+from ..nn.entropy import CODER_FLOOR, EntropyBottleneck, gaussian_likelihood, inward_clamp, noisy, ste_round
 from ..nn.gdn import GDN
 from ..nn.integer import ACT_BITS, FixedPointConv, qrelu, qrelu_exact, to_units
 from ..registry import register
@@ -37,7 +37,6 @@ from .base import BaseConfig, Claim, CodingTables, LearnedCodec, ModelOutput
 Z_RADIUS = 63  # hyper-latents are coded in -63..63
 Y_RADIUS = 1023  # latents (minus their mean) in -1023..1023
 SCALES = 64  # entries of the scale table
-CODER_FLOOR = 2.0**-24  # the least probability the range coder gives a symbol (24-bit leaky quantisation)
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
 # CompressAI's lambdas for its qualities 1..8 (MSE): the named qualities of docs/models.md
 QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)

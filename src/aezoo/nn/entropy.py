@@ -25,6 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 LIKELIHOOD_MIN = 1e-9  # floor of every probability: a bound on the bits of one value (~30)
+# the range coder's fixed-point precision (constriction's queue coder: 24 bits); its "leaky" quantisation
+# gives every symbol at least 2**-CODER_PRECISION, so no symbol costs more than 24 bits in a file
+CODER_PRECISION = 24
+CODER_FLOOR = 2.0**-CODER_PRECISION
 
 
 def noisy(x: torch.Tensor) -> torch.Tensor:

@@ -301,6 +301,28 @@
     denoising = false;
     if ($("level").value !== level) denoise();
   }
+  const dB = (v) => (v === null ? "lossless" : `${v.toFixed(2)} dB`);
+  function showCodec(r) {
+    const fig = (src, caption) => el("figure", {}, el("img", {src, class: "px big", alt: caption}), el("figcaption", {}, caption));
+    const up = (c) => (c.bytes < r.payload_bytes ? ", still under the payload" : "");
+    $("codec-out").replaceChildren(
+      fig(r.input, "input"), fig(r.decoded, `.aez decoded: ${dB(r.psnr)}`),
+      fig(r.bit_map, `bits per latent position, summed over channels: dark 0 to bright ${r.bit_map_max.toFixed(1)}`),
+      ...r.codecs.map((c) => fig(c.image, `${c.codec.toUpperCase()} q${c.quality}: ${c.bytes} B${up(c)}, ${dB(c.psnr)}`)));
+    // who wins: a file that is no larger and no worse than the other (null PSNR: an exact copy)
+    const q = (v) => (v === null ? Infinity : v), n = r.payload_bytes;
+    const verdict = (c) => {
+      const name = c.codec.toUpperCase();
+      if (c.bytes >= n && q(r.psnr) >= q(c.psnr)) return `.aez beats ${name}`;
+      if (c.bytes <= n && q(c.psnr) >= q(r.psnr)) return `${name} beats .aez`;
+      const d = q(c.psnr) - q(r.psnr);  // neither is both smaller and better: trade bytes for dB
+      return `${name} ${Math.abs(c.bytes - n)} B ${c.bytes > n ? "more" : "fewer"} and ${Math.abs(d).toFixed(2)} dB ${d > 0 ? "better" : "worse"}`;
+    };
+    $("codec-text").textContent = `.aez file: ${r.bytes} B, ${r.bpp.toFixed(3)} bits per pixel with its header; payload ` +
+      `${n} B, ${r.payload_bpp.toFixed(3)} bpp (the model estimates ${r.bits_y.toFixed(0)} bits of latents, ` +
+      `${r.bits_z.toFixed(0)} of hyper-latents). JPEG and WebP (whole files) at the lowest quality whose file is at least ` +
+      `the payload: ${r.codecs.map(verdict).join("; ")}.`;
+  }
   function refreshPanels() {
     const p = S.info.panels, i = S.pinA;
     if (p.classes) api(`/api/style/${i}`).then((r) => {
@@ -311,16 +333,7 @@
       for (const g of r.grids) box.append(el("figure", {}, el("img", {src: g.image, class: "px big", alt: `codes ${g.name}`}), el("figcaption", {}, g.name)));
     }).catch(report);
     if (p.corruption) denoise();
-    if (p.codec) api(`/api/codec/${i}`).then((r) => {
-      const fig = (src, caption) => el("figure", {}, el("img", {src, class: "px big", alt: caption}), el("figcaption", {}, caption));
-      const box = $("codec-out"); box.replaceChildren(
-        fig(r.input, "input"), fig(r.decoded, `.aez: ${r.bytes} B, ${r.psnr.toFixed(2)} dB`),
-        fig(r.bit_map, `bits per latent position (0 to ${r.bit_map_max.toFixed(1)})`),
-        ...r.codecs.map((c) => fig(c.image, `${c.codec.toUpperCase()} q${c.quality}: ${c.bytes} B, ${c.psnr.toFixed(2)} dB`)));
-      $("codec-text").textContent = `${r.bpp.toFixed(3)} bits per pixel with the header (payload ${r.payload_bytes} B: ` +
-        `${r.bits_y.toFixed(0)} bits of latents, ${r.bits_z.toFixed(0)} of hyper-latents, as the model estimates); ` +
-        `JPEG and WebP at the smallest quality not below the payload.`;
-    }).catch(report);
+    if (p.codec) api(`/api/codec/${i}`).then((r) => { if (S.pinA === i) showCodec(r); }).catch(report);  // a later pin wins
   }
 
   // --- start ----------------------------------------------------------------------------------------
