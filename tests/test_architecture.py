@@ -20,7 +20,7 @@ ALLOWED = {
     "train": {"data"},
     "evaluate": {"data", "nn", "models", "search", "compress"},
     "search": {"data", "models", "runs"},
-    "compress": {"models"},
+    "compress": {"models", "nn"},  # nn: the range coder's precision (nn/entropy.py), shared with the entropy models
     "runs": {"data", "nn", "models", "train"},  # opens a trained run: the one reader of train/ below the CLI (issue 23)
 }
 # who may import train/ at all (issue 23): the loop itself, runs/ (opening a run), run.py (training
